@@ -1,0 +1,19 @@
+# gemini_det3d: every target sets the machine up first (idempotent; seconds when already done).
+PY := .venv/bin/python
+SETUP_STAMP := .venv/.gemini_setup_ok
+
+.PHONY: setup test test-fast demo bench clean-demo
+
+setup:
+	bash tools/setup_env.sh
+
+# The README's test command. Fails when any test fails or when no test ran (pytest exit 5).
+test: setup
+	$(PY) -m pytest tests -q -ra --durations=15
+
+test-fast: setup
+	$(PY) -m pytest tests -q -ra -m "not slow"
+
+bench: setup
+	$(PY) benchmarks/fusion_complexity.py --quick
+	$(PY) benchmarks/projection.py

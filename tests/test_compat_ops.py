@@ -1,0 +1,125 @@
+"""The CPU shims of gemini_det3d.compat against independent references."""
+import numpy as np
+import pytest
+import torch
+
+import gemini_det3d  # noqa: F401  (applies the shims)
+from gemini_det3d import compat
+
+
+# ------------------------------------------------------------------ dynamic scatter
+def numpy_dynamic_scatter(feats, coors, reduce):
+    """Plain numpy reference of mmcv's CUDA dynamic_point_to_voxel (values and grads).
+
+    Returns voxel feats (M, C), voxel coors (M, D) sorted lexicographically and, for a
+    given upstream gradient G (M, C), a function computing the gradient wrt feats (N, C).
+    """
+    valid = np.all(coors >= 0, axis=1)
+    keys = sorted({tuple(c) for c in coors[valid]})
+    out = np.zeros((len(keys), feats.shape[1]))
+    members = []
+    for m, key in enumerate(keys):
+        idx = [i for i in range(len(coors)) if valid[i] and tuple(coors[i]) == key]
+        members.append(idx)
+        block = feats[idx]
+        out[m] = {'max': block.max(0), 'mean': block.mean(0), 'sum': block.sum(0)}[reduce]
+
+    def grad(upstream):
+        g = np.zeros_like(feats)
+        for m, idx in enumerate(members):
+            if reduce == 'max':
+                for c in range(feats.shape[1]):
+                    winner = min(i for i in idx if feats[i, c] == out[m, c])
+                    g[winner, c] += upstream[m, c]
+            else:
+                scale = 1.0 / len(idx) if reduce == 'mean' else 1.0
+                for i in idx:
+                    g[i] += upstream[m] * scale
+        return g
+
+    return out, np.array(keys), grad
+
+
+@pytest.mark.parametrize('reduce', ['max', 'mean', 'sum'])
+@pytest.mark.parametrize('seed', [0, 1])
+def test_dynamic_scatter_matches_numpy_reference(reduce, seed):
+    from mmcv.ops import DynamicScatter, dynamic_scatter
+    rng = np.random.default_rng(seed)
+    n, c = 300, 5
+    coors = rng.integers(0, 4, size=(n, 3))
+    coors[rng.random(n) < 0.1, rng.integers(0, 3)] = -1  # out-of-grid points
+    feats = rng.normal(size=(n, c))
+    feats[5] = feats[6]  # exact ties inside a voxel, for the max gradient rule
+    coors[5] = coors[6] = [1, 2, 3]
+    ref_out, ref_coors, ref_grad = numpy_dynamic_scatter(feats, coors, reduce)
+
+    f = torch.tensor(feats, dtype=torch.float64, requires_grad=True)
+    out, out_coors = dynamic_scatter(f, torch.tensor(coors, dtype=torch.int32), reduce)
+    np.testing.assert_array_equal(out_coors.numpy(), ref_coors)
+    np.testing.assert_allclose(out.detach().numpy(), ref_out, rtol=1e-12, atol=1e-12)
+    upstream = rng.normal(size=ref_out.shape)
+    out.backward(torch.tensor(upstream))
+    np.testing.assert_allclose(f.grad.numpy(), ref_grad(upstream), rtol=1e-12, atol=1e-12)
+
+    # the nn.Module mmdet3d uses goes through the shim too (batched coors with a batch column)
+    if reduce != 'sum':
+        layer = DynamicScatter([1, 1, 1], [0, 0, 0, 4, 4, 4], average_points=reduce == 'mean')
+        batched = np.concatenate([np.zeros((n, 1), int), coors], 1)
+        vf, vc = layer(torch.tensor(feats), torch.tensor(batched, dtype=torch.int32))
+        np.testing.assert_allclose(vf.numpy(), ref_out, rtol=1e-12)
+        np.testing.assert_array_equal(vc[:, 1:].numpy(), ref_coors)
+
+
+def test_dynamic_scatter_rejects_unknown_reduce():
+    with pytest.raises(ValueError, match='reduce_type'):
+        compat.TorchDynamicScatter.apply(torch.zeros(2, 1), torch.zeros(2, 3, dtype=torch.int32),
+                                         'median')
+
+
+# ------------------------------------------------------------------ rotated IoU
+def _shapely_polygon(box):
+    from shapely.geometry import Polygon
+    x, y, dx, dy, a = box
+    # mmdet3d's kernel rotates the local corners with [[cos, sin], [-sin, cos]]
+    rot = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
+    local = np.array([[-dx, -dy], [-dx, dy], [dx, dy], [dx, -dy]]) / 2
+    return Polygon(local @ rot.T + [x, y])
+
+
+@pytest.mark.parametrize('criterion', [-1, 0, 1, 2])
+def test_rotate_iou_cpu_matches_shapely(criterion):
+    rng = np.random.default_rng(criterion + 10)
+    boxes = np.column_stack([rng.uniform(-3, 3, (40, 2)), rng.uniform(0.5, 4, (40, 2)),
+                             rng.uniform(-np.pi, np.pi, 40)]).astype(np.float32)
+    query = np.column_stack([rng.uniform(-3, 3, (30, 2)), rng.uniform(0.5, 4, (30, 2)),
+                             rng.uniform(-np.pi, np.pi, 30)]).astype(np.float32)
+    query[0] = boxes[0]  # identical boxes
+    got = compat.rotate_iou_cpu_eval(boxes, query, criterion)
+    assert got.shape == (40, 30) and got.dtype == np.float32
+    expected = np.zeros_like(got, dtype=np.float64)
+    for i, b in enumerate(boxes):
+        pb = _shapely_polygon(b.astype(np.float64))
+        for j, q in enumerate(query):
+            pq = _shapely_polygon(q.astype(np.float64))
+            inter = pb.intersection(pq).area
+            expected[i, j] = {-1: inter / (pb.area + pq.area - inter), 0: inter / pq.area,
+                              1: inter / pb.area}.get(criterion, inter)
+    assert (expected > 0).sum() > 50, 'the random boxes should overlap often'
+    np.testing.assert_allclose(got, expected, atol=2e-5, rtol=1e-4)
+    if criterion == -1:
+        assert got[0, 0] == pytest.approx(1.0, abs=1e-6)
+
+
+def test_kitti_eval_uses_cpu_rotate_iou():
+    from mmdet3d.evaluation.functional.kitti_utils import eval as kitti_eval_module  # noqa: F401
+    from mmdet3d.evaluation.functional.kitti_utils.rotate_iou import rotate_iou_gpu_eval
+    if torch.cuda.is_available():
+        pytest.skip('CUDA present: the original kernel is used')
+    assert rotate_iou_gpu_eval is compat.rotate_iou_cpu_eval
+
+
+def test_spconv_stream_shim_active_without_cuda():
+    if torch.cuda.is_available():
+        pytest.skip('CUDA present: spconv runs unpatched')
+    from spconv.pytorch import ops
+    assert ops.get_current_stream() == 0
