@@ -1,1 +1,6 @@
+"""Pipeline transforms of the multi-modal KITTI pipeline (registered in mmdet3d's TRANSFORMS)."""
+from .depth_grid import project_lidar_to_depth_grid
+from .lidar_to_depth_image import LiDARToDepthImage
+from .stack_depth_image import StackDepthImage
 
+__all__ = ['LiDARToDepthImage', 'StackDepthImage', 'project_lidar_to_depth_grid']
