@@ -121,6 +121,18 @@ def test_nothing_from_outside_or_behind(frame):
     assert not project_lidar_to_depth_grid(behind, lidar2img, HW).any()
 
 
+def test_min_depth_is_exact():
+    lidar2img = camera_matrix()
+    rng = np.random.default_rng(3)
+    u, v = rng.uniform(0, HW[1], 200), rng.uniform(0, HW[0], 200)
+    too_close = unproject(lidar2img, u, v, np.full(200, 0.5 - 1e-6))
+    far_enough = unproject(lidar2img, u, v, np.full(200, 0.5 + 1e-6))
+    for xyz, expect_any in ((too_close, False), (far_enough, True)):
+        points = np.hstack([xyz, np.ones((200, 1))])  # float64 input is accepted too
+        grid = project_lidar_to_depth_grid(points, lidar2img, HW, min_depth=0.5)
+        assert grid.any() == expect_any
+
+
 def test_nan_points_are_ignored(frame):
     points, lidar2img = frame
     bad = points.copy()
