@@ -1,1 +1,6 @@
+"""Backbones: the two-stream Swin Transformer that hosts the fusion modules."""
+from .dual_swin import DualSwinInputError, DualSwinTransformer
+from .swin_checkpoint import SwinCheckpointError, read_single_stream_swin
 
+__all__ = ['DualSwinTransformer', 'DualSwinInputError', 'SwinCheckpointError',
+           'read_single_stream_swin']

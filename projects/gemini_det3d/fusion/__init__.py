@@ -1,1 +1,16 @@
+"""Fusion modules of the two-stream backbone, one interface, swapped by config type.
 
+``forward(x_rgb: [B, N, C], x_lidar: [B, N, C], hw_shape=(H, W)) -> (y_rgb, y_lidar)``.
+"""
+from .add_fusion import AddFusion
+from .base import BaseFusion, FusionInputError
+from .concat_fusion import ConcatFusion
+from .cross_attention_fusion import CrossAttentionFusion
+from .gemini_fusion import GeminiFusion
+from .no_fusion import NoFusion
+from .token_fusion import TokenFusion
+
+__all__ = [
+    'BaseFusion', 'FusionInputError', 'GeminiFusion', 'TokenFusion', 'CrossAttentionFusion',
+    'ConcatFusion', 'AddFusion', 'NoFusion'
+]
