@@ -13,10 +13,11 @@ lacks:
   ``out_dir`` (a symlinked view of the source tree), and each product is then renamed into
   place, the info files last (a failure while moving puts back what was there before).
 
-Splits: ``ImageSets/train.txt`` and ``ImageSets/val.txt`` are required (``trainval`` is
-their union, as in mmdet3d). ``ImageSets/test.txt`` is optional: when it is missing, no test
-infos are written (a note says so); when it exists, every frame it lists must be complete
-in ``testing/`` (velodyne, image_2, calib).
+Splits: ``ImageSets/train.txt`` and ``ImageSets/val.txt`` are required and must list frames
+(``trainval`` is their union, as in mmdet3d; an ``ImageSets/trainval.txt`` is not read).
+``ImageSets/test.txt`` is optional: when it is missing or empty, no test infos are written
+(a note says so; the KITTI test download is often left out); when it lists frames, every one
+must be complete in ``testing/`` (velodyne, image_2, calib).
 
 Products (all in ``out_dir``, normally the data root itself):
 ``{tag}_infos_{train,val,trainval,test}.pkl`` (the v2 / "1.1" info format),
@@ -37,8 +38,6 @@ from gemini_det3d.data.errors import KittiFormatError
 
 REQUIRED_SPLITS = ('train', 'val')
 OPTIONAL_SPLITS = ('test', )
-# mmdet3d's calib parser reads these keys by line position, so their order matters too.
-CALIB_LINE_ORDER = ('P0', 'P1', 'P2', 'P3', 'R0_rect', 'Tr_velo_to_cam', 'Tr_imu_to_velo')
 _TOOLS_ALIAS = '_mmdet3d_mim_tools'
 
 
@@ -73,45 +72,33 @@ def mmdet3d_converter_modules() -> types.SimpleNamespace:
 # Validation
 # --------------------------------------------------------------------------------------------
 def read_split_file(path: Path) -> List[str]:
-    """Frame ids (6-digit strings) listed in an ``ImageSets/*.txt`` file."""
+    """Frame ids (6-digit strings) listed in an ``ImageSets/*.txt`` file, each at most once."""
     if not path.is_file():
         raise KittiFormatError(path, 'split file missing')
-    ids, seen = [], set()
-    with open(path) as f:
-        for number, line in enumerate(f, start=1):
-            text = line.strip()
-            if not text:
-                continue
-            if not text.isdigit():
-                raise KittiFormatError(path, f'line {number}: expected a frame number, '
-                                       f'got {text!r}')
-            frame = f'{int(text):06d}'
-            if frame in seen:
-                raise KittiFormatError(path, f'line {number}: frame {frame} listed twice')
-            seen.add(frame)
-            ids.append(frame)
+    ids = kitti_io.read_imageset(path)
+    if len(set(ids)) != len(ids):
+        twice = next(frame for frame in ids if ids.count(frame) > 1)
+        raise KittiFormatError(path, f'frame {twice} listed twice')
     return ids
 
 
 def read_splits(root: Path) -> Dict[str, Optional[List[str]]]:
-    """``{'train': ids, 'val': ids, 'test': ids or None}``; errors name a missing split."""
+    """``{'train': ids, 'val': ids, 'test': ids or None}``; errors name a missing split.
+
+    An absent or empty ``test.txt`` means no test split (None): mmdet3d's info updater
+    cannot write an empty info file.
+    """
     if not root.is_dir():
         raise KittiFormatError(root, 'KITTI root folder missing')
-    splits = {name: read_split_file(root / 'ImageSets' / f'{name}.txt')
-              for name in REQUIRED_SPLITS}
+    splits = {}
+    for name in REQUIRED_SPLITS:
+        path = root / 'ImageSets' / f'{name}.txt'
+        splits[name] = read_split_file(path)
+        if not splits[name]:
+            raise KittiFormatError(path, 'split file lists no frames')
     test_file = root / 'ImageSets' / 'test.txt'
-    splits['test'] = read_split_file(test_file) if test_file.is_file() else None
+    splits['test'] = (read_split_file(test_file) or None) if test_file.is_file() else None
     return splits
-
-
-def check_calib_line_order(path: Path) -> None:
-    """mmdet3d's converter reads calib values by line number: the keys must be in KITTI order."""
-    with open(path) as f:
-        keys = [line.split(':', 1)[0].strip() for line in f if line.strip()]
-    if tuple(keys[:len(CALIB_LINE_ORDER)]) != CALIB_LINE_ORDER:
-        raise KittiFormatError(path, f'calib lines must start with the keys '
-                               f'{", ".join(CALIB_LINE_ORDER)} in this order, got '
-                               f'{", ".join(keys[:len(CALIB_LINE_ORDER)])}')
 
 
 def validate_frames(root: Path, splits: Dict[str, Optional[List[str]]],
@@ -126,8 +113,11 @@ def validate_frames(root: Path, splits: Dict[str, Optional[List[str]]],
     unique_jobs = list(dict.fromkeys(jobs))
     bar = _progress_bar(len(unique_jobs), 'checking KITTI frames') if progress else None
     for folder, frame, with_label in unique_jobs:
-        kitti_io.validate_kitti_split(root, folder, [frame], with_label=with_label)
-        check_calib_line_order(root / folder / 'calib' / f'{frame}.txt')
+        # One frame at a time, for one progress bar over all splits (on stdout: stderr is
+        # kept for the error line). The readers also check the calib line order that
+        # mmdet3d's positional parser relies on.
+        kitti_io.validate_kitti_split(root, folder, [frame], with_label=with_label,
+                                      progress=False)
         if with_plane and folder == 'training':
             plane = root / folder / 'planes' / f'{frame}.txt'
             if not plane.is_file():
@@ -167,7 +157,8 @@ def _stage_source_tree(root: Path, stage_root: Path, splits, with_plane: bool) -
             os.symlink(root / folder / sub, stage_root / folder / sub, target_is_directory=True)
 
 
-def _run_mmdet3d_converter(stage_root: Path, v1_dir: Path, tag: str, with_plane: bool) -> None:
+def _run_mmdet3d_converter(stage_root: Path, v1_dir: Path, tag: str, with_plane: bool,
+                           has_test: bool) -> None:
     """mmdet3d's ``kitti_data_prep`` steps, with the v1 infos kept apart from the v2 ones."""
     from mmdet3d.utils import register_all_modules
     from mmengine.registry import DefaultScope
@@ -182,7 +173,7 @@ def _run_mmdet3d_converter(stage_root: Path, v1_dir: Path, tag: str, with_plane:
     tools.kitti_converter.create_reduced_point_cloud(
         str(stage_root), tag, train_info_path=v1_info['train'], val_info_path=v1_info['val'],
         test_info_path=v1_info['test'])
-    for split in ('train', 'val', 'trainval', 'test'):
+    for split in ('train', 'val', 'trainval') + (('test', ) if has_test else ()):
         # v1 and v2 folders are siblings: mmdet3d sleeps 5 s when out_dir is a substring of
         # the input path (its "overwriting" warning).
         tools.update_infos_to_v2.update_pkl_infos('kitti', out_dir=str(stage_root),
@@ -257,8 +248,8 @@ def create_kitti_data(root_path, out_dir=None, extra_tag: str = 'kitti',
     splits = read_splits(root)
     has_test = splits['test'] is not None
     if not has_test:
-        print(f'note: {root / "ImageSets" / "test.txt"} not found: skipping the test split '
-              f'(no {extra_tag}_infos_test.pkl)')
+        print(f'note: {root / "ImageSets" / "test.txt"} is missing or empty: skipping the '
+              f'test split (no {extra_tag}_infos_test.pkl)')
     validate_frames(root, splits, with_plane, progress)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -266,7 +257,7 @@ def create_kitti_data(root_path, out_dir=None, extra_tag: str = 'kitti',
     try:
         stage_root = staging / 'root'
         _stage_source_tree(root, stage_root, splits, with_plane)
-        _run_mmdet3d_converter(stage_root, staging / 'v1', extra_tag, with_plane)
+        _run_mmdet3d_converter(stage_root, staging / 'v1', extra_tag, with_plane, has_test)
         items = _products(extra_tag, has_test)
         _publish(stage_root, out, items, staging / 'replaced')
     finally:
