@@ -32,12 +32,15 @@ def parse_args(argv=None):
 
 
 def main(argv=None):
+    import torch
     from mmengine.runner import Runner
 
     from gemini_det3d.utils.config import load_config
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
+    if args.launcher != 'none' and not torch.cuda.is_available():
+        cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'  # no NCCL without GPUs
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:

@@ -1,1 +1,3 @@
+from .ground_truth_oracle import GroundTruthOracle
 
+__all__ = ['GroundTruthOracle']
