@@ -7,8 +7,9 @@
 #
 # What a sample becomes:
 #   img: H x W x (3 + C) float32 = RGB (from BGR) followed by the LiDAR channels
-#        `depth_img_channels`, so mmdet3d's Pack3DDetInputs and Det3DDataPreprocessor carry
-#        them unchanged; the backbone splits the 3 + C channels into its two streams.
+#        `depth_img_channels`, normalised per channel (img_mean / img_std below), so
+#        mmdet3d's Pack3DDetInputs and Det3DDataPreprocessor carry them unchanged; the
+#        backbone splits the 3 + C channels into its two streams.
 #   points: the augmented scan (for the voxel branch and PointFusion).
 #
 # The LiDAR image is made from the raw scan and the raw lidar2img by LiDARToDepthImage,
@@ -45,13 +46,14 @@ depth_img_dilation = 1  # odd k > 1: fill empty pixels from the nearest point in
 # Image size at test time (mmdet3d's MVX-Net uses the same); training resizes around it.
 img_scale = (1280, 384)
 
-# Per-channel normalisation of the stacked image for the model's Det3DDataPreprocessor:
-#   data_preprocessor=dict(type='Det3DDataPreprocessor', mean=img_mean, std=img_std,
+# Per-channel normalisation of the stacked image, done by StackDepthImage (mmengine's
+# ImgDataPreprocessor accepts only 1 or 3 means), so the model's preprocessor must be
+#   data_preprocessor=dict(type='Det3DDataPreprocessor', mean=None, std=None,
 #                          bgr_to_rgb=False, pad_size_divisor=32, ...)
-# RGB: ImageNet statistics (the colour channels are already RGB). LiDAR channels: mean 0, so
-# that "no point" and the preprocessor's zero padding both stay exactly 0 after
-# normalisation; the stds bring depth (0-80 m) near unit scale. Keep bgr_to_rgb=False: with
-# more than 3 channels the preprocessor would keep only channels [2, 1, 0].
+# (it then only pads, with 0). RGB: ImageNet statistics (StackDepthImage already gives RGB).
+# LiDAR channels: mean 0, so that "no point" and the padding both stay exactly 0; the stds
+# bring depth (0-80 m) near unit scale. bgr_to_rgb must stay False in the preprocessor: with
+# more than 3 channels it would keep only channels [2, 1, 0].
 img_mean = [123.675, 116.28, 103.53, 0.0, 0.0, 0.0, 0.0]
 img_std = [58.395, 57.12, 57.375, 20.0, 1.0, 1.0, 1.0]
 
@@ -81,7 +83,7 @@ train_pipeline = [
     dict(type='ObjectRangeFilter', point_cloud_range=point_cloud_range),
     dict(type='PointShuffle'),
     # After every image-space augmentation: re-project at the final geometry, stack.
-    dict(type='StackDepthImage', bgr_to_rgb=True),
+    dict(type='StackDepthImage', bgr_to_rgb=True, mean=img_mean, std=img_std),
     dict(type='Pack3DDetInputs', keys=['points', 'img', 'gt_bboxes_3d', 'gt_labels_3d'],
          meta_keys=meta_keys),
 ]
@@ -92,7 +94,7 @@ test_pipeline = [
     dict(type='LiDARToDepthImage', channels=depth_img_channels, dilation=depth_img_dilation),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='StackDepthImage', bgr_to_rgb=True),
+    dict(type='StackDepthImage', bgr_to_rgb=True, mean=img_mean, std=img_std),
     dict(type='Pack3DDetInputs', keys=['points', 'img'], meta_keys=meta_keys),
 ]
 # Loading only, for visualisation of ground truth (keep consistent with test_pipeline).
