@@ -51,11 +51,12 @@ $PIP install -q --no-deps -r requirements/nodeps.txt
 if ! "$VPY" -c "import mmcv.ops" >/dev/null 2>&1; then
   stamp "building mmcv 2.1.0 with ops from source (about 11 min on 2 cores, once)"
   # mmcv's setup.py imports pkg_resources (gone from new setuptools) while torch 2.13 declares
-  # setuptools>=77: build with an old setuptools, then put torch's back.
+  # setuptools>=77: build with an old setuptools, then put torch's back (80.9 still ships
+  # pkg_resources, which mmengine needs for `mmdet3d::` config bases).
   $PIP install -q "setuptools<70" wheel
   MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
     $PIP install -q --no-build-isolation -r requirements/mmcv.txt
-  $PIP install -q "setuptools>=77.0.3"
+  $PIP install -q "setuptools==80.9.0"
 fi
 
 # Several deps silently upgrade numpy to 2.x; pin it last.

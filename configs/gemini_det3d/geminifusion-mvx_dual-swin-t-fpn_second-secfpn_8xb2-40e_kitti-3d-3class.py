@@ -20,3 +20,6 @@ optim_wrapper = dict(
             'relative_position_bias_table': dict(decay_mult=0.),
             'norm': dict(decay_mult=0.)
         }))
+# logs go to text, JSON and TensorBoard (tensorboard --logdir work_dirs/<config>)
+vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
+visualizer = dict(type='Det3DLocalVisualizer', vis_backends=vis_backends, name='visualizer')

@@ -4,14 +4,10 @@
 #   -> SparseEncoder (spconv) -> SECOND -> SECONDFPN -> Anchor3DHead.
 # The pts part follows mmdet3d's MVX-Net KITTI config (dv_second_secfpn) with hard voxels
 # (mmcv's hard voxelization runs on CPU and GPU alike).
-custom_imports = dict(imports=['gemini_det3d'], allow_failed_imports=False)
-
+# (custom_imports, point_cloud_range and the stacked image's normalisation come from
+# configs/_base_/datasets/kitti-3d-3class-multimodal.py, which explains their values)
 voxel_size = [0.05, 0.05, 0.1]
-point_cloud_range = [0, -40, -3, 70.4, 40, 1]
-# RGB (ImageNet stats) then the LiDAR channels depth, height, reflectance, mask
-# (see configs/_base_/datasets/kitti-3d-3class-multimodal.py for why these values)
-img_mean = [123.675, 116.28, 103.53, 0.0, 0.0, 0.0, 0.0]
-img_std = [58.395, 57.12, 57.375, 20.0, 1.0, 1.0, 1.0]
+_point_cloud_range = [0, -40, -3, 70.4, 40, 1]
 
 model = dict(
     type='MVXFasterRCNN',
@@ -21,12 +17,14 @@ model = dict(
         voxel_type='hard',
         voxel_layer=dict(
             max_num_points=5,
-            point_cloud_range=point_cloud_range,
+            point_cloud_range=_point_cloud_range,
             voxel_size=voxel_size,
             max_voxels=(16000, 40000)),
-        mean=img_mean,
-        std=img_std,
-        bgr_to_rgb=False,  # StackDepthImage already made the colour channels RGB
+        # the pipeline's StackDepthImage normalises all 3 + 4 channels and orders them RGB;
+        # here only padding (with 0 = "no point")
+        mean=None,
+        std=None,
+        bgr_to_rgb=False,
         pad_size_divisor=32),
     img_backbone=dict(
         type='DualSwinTransformer',
@@ -56,7 +54,7 @@ model = dict(
         voxel_size=voxel_size,
         with_cluster_center=True,
         with_voxel_center=True,
-        point_cloud_range=point_cloud_range,
+        point_cloud_range=_point_cloud_range,
         norm_cfg=dict(type='BN1d', eps=1e-3, momentum=0.01),
         fusion_layer=dict(
             type='PointFusion',

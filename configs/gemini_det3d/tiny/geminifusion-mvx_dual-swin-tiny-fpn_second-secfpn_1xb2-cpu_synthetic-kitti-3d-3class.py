@@ -1,0 +1,79 @@
+# Tiny CPU version of the main model, same structure, for the demo and tests:
+# a 32-wide, one-block-per-stage two-stream Swin on a 624 x 188 image, 0.16 m voxels over
+# a 0-51.2 m x +-25.6 m range, slim SECOND. Trains on a synthetic KITTI-layout set
+# (tools/make_synthetic_kitti.py) in minutes on 2 CPU cores.
+_base_ = ['../geminifusion-mvx_dual-swin-t-fpn_second-secfpn_8xb2-40e_kitti-3d-3class.py']
+
+data_root = 'data/synthetic_kitti/'
+point_cloud_range = [0, -25.6, -3, 51.2, 25.6, 1]
+voxel_size = [0.16, 0.16, 0.1]
+img_scale = (624, 188)
+img_channels = 32
+
+model = dict(
+    data_preprocessor=dict(
+        voxel_layer=dict(point_cloud_range=point_cloud_range, voxel_size=voxel_size,
+                         max_voxels=(12000, 16000))),
+    img_backbone=dict(
+        embed_dims=32, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8), drop_path_rate=0.0,
+        fusion_cfg=dict(type='GeminiFusion', num_heads=1)),
+    img_neck=dict(in_channels=[32, 64, 128, 256], out_channels=img_channels, num_outs=4),
+    pts_voxel_encoder=dict(
+        feat_channels=[32, 32], voxel_size=voxel_size, point_cloud_range=point_cloud_range,
+        fusion_layer=dict(img_channels=img_channels, pts_channels=32, mid_channels=64,
+                          out_channels=64, img_levels=[0, 1, 2, 3])),
+    pts_middle_encoder=dict(in_channels=64, sparse_shape=[41, 320, 320],
+                            base_channels=16, output_channels=64,
+                            encoder_channels=((16, ), (32, 32, 32), (64, 64, 64), (64, 64, 64))),
+    pts_backbone=dict(in_channels=128, layer_nums=[3, 3], out_channels=[64, 128]),
+    pts_neck=dict(in_channels=[64, 128], out_channels=[128, 128]),
+    pts_bbox_head=dict(
+        in_channels=256, feat_channels=256,
+        anchor_generator=dict(ranges=[
+            [0, -25.6, -0.6, 51.2, 25.6, -0.6],
+            [0, -25.6, -0.6, 51.2, 25.6, -0.6],
+            [0, -25.6, -1.78, 51.2, 25.6, -1.78],
+        ])))
+
+train_pipeline = [
+    dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=4, use_dim=4),
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True),
+    dict(type='LiDARToDepthImage', channels=['depth', 'height', 'reflectance', 'mask']),
+    dict(type='RandomResize', scale=img_scale, ratio_range=(0.9, 1.1), keep_ratio=True),
+    dict(type='RandomFlip3D', flip_ratio_bev_horizontal=0.5),
+    dict(type='GlobalRotScaleTrans', rot_range=[-0.3, 0.3], scale_ratio_range=[0.95, 1.05],
+         translation_std=[0.2, 0.2, 0.2]),
+    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='ObjectRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='PointShuffle'),
+    dict(type='StackDepthImage', bgr_to_rgb=True, mean={{_base_.img_mean}}, std={{_base_.img_std}}),
+    dict(type='Pack3DDetInputs', keys=['points', 'img', 'gt_bboxes_3d', 'gt_labels_3d'],
+         meta_keys={{_base_.meta_keys}}),
+]
+test_pipeline = [
+    dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=4, use_dim=4),
+    dict(type='LoadImageFromFile'),
+    dict(type='LiDARToDepthImage', channels=['depth', 'height', 'reflectance', 'mask']),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='StackDepthImage', bgr_to_rgb=True, mean={{_base_.img_mean}}, std={{_base_.img_std}}),
+    dict(type='Pack3DDetInputs', keys=['points', 'img'], meta_keys={{_base_.meta_keys}}),
+]
+train_dataloader = dict(
+    batch_size=2, num_workers=1, persistent_workers=True,
+    dataset=dict(times=1, dataset=dict(data_root=data_root, pipeline=train_pipeline)))
+val_dataloader = dict(num_workers=1, dataset=dict(data_root=data_root, pipeline=test_pipeline))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'kitti_infos_val.pkl')
+test_evaluator = val_evaluator
+
+# CPU schedule: AdamW + one-cycle-like cosine over a fixed number of epochs
+lr = 0.003
+optim_wrapper = dict(optimizer=dict(lr=lr), paramwise_cfg=dict(custom_keys={'img_backbone': dict(lr_mult=1.0)}))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
+    dict(type='CosineAnnealingLR', begin=0, T_max=8, end=8, by_epoch=True, eta_min=1e-5)
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=8, val_interval=8)
+default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=1, max_keep_ckpts=2))
