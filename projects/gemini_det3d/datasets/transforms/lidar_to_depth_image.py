@@ -85,6 +85,9 @@ class LiDARToDepthImage(BaseTransform):
                 f'loading transforms, before any augmentation (found {touched or "flip"})')
         points = points_as_array(results['points'])
         lidar2img = lidar2img_from_results(results)
+        if 'img' not in results:
+            raise KeyError('LiDARToDepthImage needs results["img"] (for the grid size): put '
+                           'LoadImageFromFile before it')
         hw = tuple(results['img'].shape[:2])
         uv, depth, index = project_points_to_image(points, lidar2img, hw, self.min_depth)
         values = point_channel_values(points[index], depth, self.channels)
