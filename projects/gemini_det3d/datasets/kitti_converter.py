@@ -103,13 +103,17 @@ def read_splits(root: Path) -> Dict[str, Optional[List[str]]]:
 
 def validate_frames(root: Path, splits: Dict[str, Optional[List[str]]],
                     with_plane: bool = False, progress: bool = True) -> None:
-    """Check every listed frame with the strict readers; raise ``KittiFormatError`` on the first bad one."""
+    """Check every listed frame with the strict readers.
+
+    Raises:
+        KittiFormatError: at the first missing or malformed file.
+    """
     jobs = []  # (folder, frame id, with_label)
     for name in REQUIRED_SPLITS:
         jobs += [('training', frame, True) for frame in splits[name]]
     if splits.get('test') is not None:
         jobs += [('testing', frame, False) for frame in splits['test']]
-    # train and val may share frames only by mistake, but each frame is read once anyway.
+    # A frame listed in two splits is read once.
     unique_jobs = list(dict.fromkeys(jobs))
     bar = _progress_bar(len(unique_jobs), 'checking KITTI frames') if progress else None
     for folder, frame, with_label in unique_jobs:

@@ -1,4 +1,4 @@
-"""``StackDepthImage``: the LiDAR image at the final image geometry, stacked onto the RGB (step 2 of 2).
+"""``StackDepthImage``: the LiDAR image at the final image geometry, stacked onto the RGB.
 
 It runs after every image-space augmentation (resize, crop, flip, photometric) and before
 ``Pack3DDetInputs``. The points recorded by :class:`LiDARToDepthImage` are re-projected at the
