@@ -34,6 +34,7 @@ class RenderStats:
     visible_pixels: np.ndarray  # (n,) int
     full_box: np.ndarray  # (n, 4) int
     visible_box: np.ndarray  # (n, 4) int
+    object_id: np.ndarray  # (H, W) int32: index of the object seen at each pixel, -1 ground / sky
 
 
 def _mask_box(mask, r0, c0):
@@ -138,5 +139,5 @@ def render_camera(scene, calib: dict, rng: np.random.Generator, hw=IMAGE_HW, cam
     image *= scene.exposure
     image += rng.standard_normal(image.shape, dtype=np.float32) * PIXEL_NOISE
     bgr = np.clip(image[..., ::-1], 0, 255).astype(np.uint8)
-    stats = RenderStats(full_pixels, visible_pixels, full_box, visible_box)
+    stats = RenderStats(full_pixels, visible_pixels, full_box, visible_box, object_id)
     return np.ascontiguousarray(bgr), stats

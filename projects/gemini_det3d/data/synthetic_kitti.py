@@ -36,7 +36,8 @@ def generate_frame(seed: int, split: str, index: int, hw=IMAGE_HW) -> dict:
 
     Returns:
         dict: ``points`` float32 (N, 4) LiDAR frame, ``image`` uint8 (H, W, 3) BGR, ``calib``
-        (KITTI matrices), ``labels`` (list of label dicts), ``scene`` (the generating scene).
+        (KITTI matrices), ``labels`` (list of label dicts), ``scene`` (the generating scene),
+        ``render_stats`` (:class:`~.camera_render.RenderStats`: which object each pixel shows).
     """
     calib_seq, scene_seq, lidar_seq, camera_seq = np.random.SeedSequence(
         [int(seed), _SPLIT_CODE[split], int(index)]).spawn(4)
@@ -45,7 +46,8 @@ def generate_frame(seed: int, split: str, index: int, hw=IMAGE_HW) -> dict:
     points = simulate_lidar(scene, calib, np.random.default_rng(lidar_seq))
     image, stats = render_camera(scene, calib, np.random.default_rng(camera_seq), hw)
     labels = label_objects(scene, stats, calib, hw)
-    return dict(points=points, image=image, calib=calib, labels=labels, scene=scene)
+    return dict(points=points, image=image, calib=calib, labels=labels, scene=scene,
+                render_stats=stats)
 
 
 def write_frame(root: Path, seed: int, split: str, index: int) -> int:

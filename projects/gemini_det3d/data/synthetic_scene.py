@@ -148,8 +148,9 @@ def _in_view_xz(rng, z_range, beta, max_abs_x=22.0):
 def sample_scene(rng: np.random.Generator) -> Scene:
     """One random street scene (see the module docstring)."""
     ground = GroundPlane(
-        y0=CAMERA_HEIGHT + rng.normal(0, 0.03), slope_x=rng.normal(0, 0.004),
-        slope_z=rng.normal(0, 0.006), salt=int(rng.integers(1 << 30)),
+        # gentle slopes (<= 0.35 deg) keep objects inside mmdet3d's KITTI z range (-3..1 m)
+        y0=CAMERA_HEIGHT + rng.normal(0, 0.03), slope_x=float(np.clip(rng.normal(0, 0.003), -0.006, 0.006)),
+        slope_z=float(np.clip(rng.normal(0, 0.003), -0.006, 0.006)), salt=int(rng.integers(1 << 30)),
         asphalt_rgb=(np.array([92, 92, 98]) * rng.uniform(0.8, 1.2)).astype(np.float32),
         offroad_rgb=np.array([[95, 115, 60], [150, 145, 140]][rng.integers(2)], np.float32))
     sun = np.array([rng.uniform(-0.7, 0.7), -1.0, rng.uniform(-0.9, 0.3)])
