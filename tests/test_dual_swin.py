@@ -94,6 +94,25 @@ def test_weight_sharing_is_a_config_choice():
     assert shared.train() is shared
 
 
+@pytest.mark.parametrize('share_weights', [True, False])
+def test_optimizer_sees_every_parameter_once_and_freezing_works(share_weights):
+    from mmengine.optim import build_optim_wrapper
+    model = _tiny_dual(share_weights=share_weights, frozen_stages=1)
+    model.train()
+    assert not any(p.requires_grad for p in model.rgb.stages[0].parameters())
+    assert not any(p.requires_grad for p in model.lidar.stages[0].parameters())
+    assert all(p.requires_grad for p in model.fusions[0].parameters())
+    # paramwise options make mmengine walk every module: a module registered under two
+    # names would put its parameters into two groups and torch would refuse them
+    wrapper = build_optim_wrapper(model, dict(
+        optimizer=dict(type='AdamW', lr=1e-4, weight_decay=0.05),
+        paramwise_cfg=dict(norm_decay_mult=0.0, custom_keys={'fusions': dict(lr_mult=2.0)})))
+    in_groups = [p for group in wrapper.optimizer.param_groups for p in group['params']]
+    assert len(in_groups) == len({id(p) for p in in_groups})
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert trainable <= {id(p) for p in in_groups}
+
+
 def test_bad_input_and_config_are_one_clear_error():
     model = _tiny_dual()
     with pytest.raises(DualSwinInputError, match=r'expected img \[B, 7, H, W\]'):
@@ -134,6 +153,13 @@ def _to_official_names(mmdet_state):
     return official
 
 
+def _stream_state(stream):
+    """A stream's weights by mmdet Swin names, its stages included even when shared."""
+    state = dict(stream.state_dict())
+    state.update(('stages.' + k, v) for k, v in stream.stages.state_dict().items())
+    return state
+
+
 @pytest.fixture(scope='module')
 def single_stream_swin():
     torch.manual_seed(0)
@@ -166,7 +192,9 @@ def test_pretrained_single_stream_loads_into_both_streams(
                        init_cfg=dict(type='Pretrained', checkpoint=str(path)))
     model.init_weights()
 
-    rgb_state, lidar_state = model.rgb.state_dict(), model.lidar.state_dict()
+    rgb_state, lidar_state = _stream_state(model.rgb), _stream_state(model.lidar)
+    if share_weights:
+        assert model.lidar.stages is model.rgb.stages
     skip_official = ('norm0.', 'norm1.', 'norm2.')  # not in an official release
     checked = 0
     for key, value in state.items():

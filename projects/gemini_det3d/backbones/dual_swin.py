@@ -119,7 +119,12 @@ class DualSwinTransformer(BaseModule):
         self.rgb = SwinTransformer(in_channels=RGB_CHANNELS, **swin_args)
         self.lidar = SwinTransformer(in_channels=lidar_channels, **swin_args)
         if share_weights:
-            self.lidar.stages = self.rgb.stages
+            # The LiDAR stream uses the RGB stream's stages, registered once (under
+            # rgb.stages): a module registered under two names would have mmengine's
+            # optimiser constructor add its parameters twice. A plain attribute keeps
+            # ``self.lidar.stages`` working for mmdet's own code (``_freeze_stages``).
+            del self.lidar.stages
+            object.__setattr__(self.lidar, 'stages', self.rgb.stages)
 
         stage_channels = self.rgb.num_features
         self.fusions = ModuleList()
@@ -202,6 +207,8 @@ class DualSwinTransformer(BaseModule):
         for prefix, stream, in_channels in (('rgb.', self.rgb, RGB_CHANNELS),
                                             ('lidar.', self.lidar, self.lidar_channels)):
             fitted = fit_to_stream(single, stream.state_dict(), in_channels)
+            if stream is self.lidar and self.share_weights:  # its stages are the RGB ones
+                fitted = {k: v for k, v in fitted.items() if not k.startswith('stages.')}
             dual_state.update((prefix + k, v) for k, v in fitted.items())
 
         mismatched = sorted(
