@@ -8,6 +8,7 @@ from mmdet.models.backbones.swin import SwinTransformer
 import gemini_det3d  # noqa: F401  (registers the modules)
 from gemini_det3d.backbones import DualSwinInputError, DualSwinTransformer
 from gemini_det3d.backbones import dual_swin as dual_swin_module
+from gemini_det3d.errors import GeminiInputError
 from mmdet3d.registry import MODELS
 
 TINY = dict(embed_dims=32, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8), drop_path_rate=0.)
@@ -242,5 +243,11 @@ def test_pretrained_with_fusion_reports_new_tensors_and_rejects_garbage(tmp_path
     garbage = tmp_path / 'garbage.pth'
     torch.save({'state_dict': {'head.fc.weight': torch.zeros(2, 2)}}, garbage)
     model = _tiny_dual(init_cfg=dict(type='Pretrained', checkpoint=str(garbage)))
-    with pytest.raises(ValueError, match='garbage.pth: no Swin weights'):
+    with pytest.raises(GeminiInputError, match='garbage.pth: no Swin weights'):
         model.init_weights()
+    not_torch = tmp_path / 'notes.pth'
+    not_torch.write_text('not a checkpoint')
+    model = _tiny_dual(init_cfg=dict(type='Pretrained', checkpoint=str(not_torch)))
+    with pytest.raises(GeminiInputError, match=r'notes.pth: cannot read the checkpoint') as info:
+        model.init_weights()
+    assert '\n' not in str(info.value)

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 
+from ..errors import GeminiInputError
 from .swin_checkpoint import RECOMPUTED_BUFFER_SUFFIXES, fit_to_stream, read_single_stream_swin
 
 RGB_CHANNELS = 3
@@ -36,7 +37,7 @@ FUSION_POSITIONS = ('block', 'stage')
 OUT_MERGES = ('mean', 'sum', 'concat', 'learned')
 
 
-class DualSwinInputError(ValueError):
+class DualSwinInputError(GeminiInputError):
     """Raised, with one line naming the problem, on a bad input tensor or config."""
 
 

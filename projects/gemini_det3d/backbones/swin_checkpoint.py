@@ -8,6 +8,8 @@ norm; the other stages' output norms are not in an official release and stay as
 initialised). The result always has the key names of mmdet's
 ``SwinTransformer``, i.e. of one stream of :class:`DualSwinTransformer`.
 """
+import pickle
+import zipfile
 from collections import OrderedDict
 from typing import Dict, Mapping
 
@@ -17,11 +19,13 @@ from mmdet.models.backbones.swin import swin_converter
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor
 
+from ..errors import GeminiInputError
+
 # deterministic buffers the model computes itself (and whose shape depends on the window)
 RECOMPUTED_BUFFER_SUFFIXES = ('relative_position_index', 'attn_mask')
 
 
-class SwinCheckpointError(ValueError):
+class SwinCheckpointError(GeminiInputError):
     """Raised, with one line naming the checkpoint, when it holds no usable Swin weights."""
 
 
@@ -51,9 +55,14 @@ def read_single_stream_swin(path: str, logger=None) -> Dict[str, Tensor]:
     Recomputed buffers (``relative_position_index``, ``attn_mask``) are dropped.
 
     Raises:
-        SwinCheckpointError: the file holds no state dict or no Swin keys.
+        FileNotFoundError: no such file.
+        SwinCheckpointError: the file is no torch checkpoint, or holds no Swin weights.
     """
-    checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu', logger=logger)
+    try:
+        checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu', logger=logger)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError) as error:
+        reason = (str(error).splitlines() or [type(error).__name__])[0]
+        raise SwinCheckpointError(f'{path}: cannot read the checkpoint ({reason})') from None
     state_dict = checkpoint
     if isinstance(checkpoint, Mapping):
         for wrapper_key in ('state_dict', 'model'):

@@ -12,8 +12,10 @@ from typing import Optional, Tuple
 from mmengine.model import BaseModule
 from torch import Tensor
 
+from ..errors import GeminiInputError
 
-class FusionInputError(ValueError):
+
+class FusionInputError(GeminiInputError):
     """Raised, with one line naming the module and the problem, on malformed inputs."""
 
 
