@@ -2,7 +2,11 @@
 PY := .venv/bin/python
 SETUP_STAMP := .venv/.gemini_setup_ok
 
-.PHONY: setup test test-fast demo bench clean-demo
+.PHONY: setup test test-fast demo bench
+
+# The README's main job: synthetic KITTI -> create_data -> train tiny GeminiFusion -> KITTI AP -> PNGs
+demo: setup
+	$(PY) tools/demo.py
 
 setup:
 	bash tools/setup_env.sh

@@ -110,6 +110,11 @@ def main(argv=None):
 
     runner = Runner.from_cfg(cfg)
     metrics = runner.test()
+    if metrics:
+        import json
+        os.makedirs(cfg.work_dir, exist_ok=True)
+        with open(osp.join(cfg.work_dir, 'metrics.json'), 'w') as f:
+            json.dump({k: float(v) for k, v in metrics.items()}, f, indent=1)
     if submission_dir:
         _rename_submission_files(metric['ann_file'], submission_dir)
     if args.show_dir:

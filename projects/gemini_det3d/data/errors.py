@@ -1,7 +1,8 @@
 """The project's exception for malformed KITTI-layout files."""
+from ..errors import GeminiInputError
 
 
-class KittiFormatError(ValueError):
+class KittiFormatError(GeminiInputError):
     """A KITTI file is missing or malformed.
 
     The message is ONE line that starts with the file's path and says what is wrong, so a
