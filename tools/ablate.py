@@ -1,0 +1,98 @@
+"""Train and test several configs on the same data and budget; a Markdown table + bar chart.
+
+    python tools/ablate.py CONFIG [CONFIG ...] --work-dir work_dirs/ablation
+        [--cfg-options key=value ...]   # applied to every config: same data, same budget
+
+Each config is trained with tools/train.py and evaluated with tools/test.py (KittiMetric) in
+its own sub-folder; the table reports 3D AP40 (moderate) per class plus training minutes,
+measured in this run, and is written to WORK_DIR/ablation.md and WORK_DIR/ablation.png.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+COLUMNS = [('Car', 'Car_3D_AP40_moderate_strict'), ('Pedestrian', 'Pedestrian_3D_AP40_moderate_strict'),
+           ('Cyclist', 'Cyclist_3D_AP40_moderate_strict'), ('Car BEV', 'Car_BEV_AP40_moderate_strict')]
+
+
+def _name(config):
+    return osp.splitext(osp.basename(config))[0]
+
+
+def _metric(metrics, suffix):
+    hits = [v for k, v in metrics.items() if k.endswith(suffix)]
+    return hits[0] if hits else float('nan')
+
+
+def run_one(config, work_dir, cfg_options):
+    train_dir, test_dir = osp.join(work_dir, 'train'), osp.join(work_dir, 'test')
+    opts = ['--cfg-options'] + cfg_options if cfg_options else []
+    start = time.time()
+    subprocess.run([sys.executable, 'tools/train.py', config, '--work-dir', train_dir] + opts,
+                   cwd=REPO, check=True)
+    train_minutes = (time.time() - start) / 60
+    ckpt = open(osp.join(train_dir, 'last_checkpoint')).read().strip()
+    subprocess.run([sys.executable, 'tools/test.py', config, ckpt, '--work-dir', test_dir] + opts,
+                   cwd=REPO, check=True)
+    with open(osp.join(test_dir, 'metrics.json')) as f:
+        metrics = json.load(f)
+    return dict(config=config, train_minutes=round(train_minutes, 2),
+                **{col: round(_metric(metrics, key), 2) for col, key in COLUMNS})
+
+
+def write_report(rows, work_dir, settings):
+    header = '| config | ' + ' | '.join(f'{c} 3D AP40 mod.' if 'BEV' not in c else f'{c} AP40 mod.'
+                                         for c, _ in COLUMNS) + ' | train min |'
+    lines = [f'Settings: {settings}', '', header, '|' + ' --- |' * (len(COLUMNS) + 2)]
+    for r in rows:
+        lines.append(f"| {_name(r['config'])} | " + ' | '.join(f'{r[c]:.2f}' for c, _ in COLUMNS)
+                     + f" | {r['train_minutes']:.1f} |")
+    md = '\n'.join(lines) + '\n'
+    with open(osp.join(work_dir, 'ablation.md'), 'w') as f:
+        f.write(md)
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    import numpy as np
+    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(rows), 4))
+    x = np.arange(len(COLUMNS))
+    width = 0.8 / max(len(rows), 1)
+    for i, r in enumerate(rows):
+        ax.bar(x + i * width, [r[c] for c, _ in COLUMNS], width, label=_name(r['config'])[:40])
+    ax.set_xticks(x + width * (len(rows) - 1) / 2, [c for c, _ in COLUMNS])
+    ax.set_ylabel('AP40 (moderate)')
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7)
+    ax.set_title('Ablation on the same data and budget')
+    fig.tight_layout()
+    fig.savefig(osp.join(work_dir, 'ablation.png'), dpi=120)
+    return md
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('configs', nargs='+')
+    p.add_argument('--work-dir', default='work_dirs/ablation')
+    p.add_argument('--cfg-options', nargs='+', default=[],
+                   help='key=value overrides applied to every config (data root, epochs, ...)')
+    args = p.parse_args(argv)
+    os.makedirs(args.work_dir, exist_ok=True)
+    for c in args.configs:
+        if not osp.isfile(osp.join(REPO, c)) and not osp.isfile(c):
+            sys.exit(f'error: {c}: config file not found')
+    rows = []
+    for c in args.configs:
+        print(f'\n##### ablation: {c}', flush=True)
+        rows.append(run_one(c, osp.join(args.work_dir, _name(c)), args.cfg_options))
+        md = write_report(rows, args.work_dir, ' '.join(args.cfg_options) or 'config defaults')
+    print('\n' + md)
+    print(f'table: {osp.join(args.work_dir, "ablation.md")}  chart: {osp.join(args.work_dir, "ablation.png")}')
+
+
+if __name__ == '__main__':
+    main()
