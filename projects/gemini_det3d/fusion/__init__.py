@@ -8,9 +8,10 @@ from .concat_fusion import ConcatFusion
 from .cross_attention_fusion import CrossAttentionFusion
 from .gemini_fusion import GeminiFusion
 from .no_fusion import NoFusion
+from .point_gemini_fusion import PointGeminiFusion
 from .token_fusion import TokenFusion
 
 __all__ = [
     'BaseFusion', 'FusionInputError', 'GeminiFusion', 'TokenFusion', 'CrossAttentionFusion',
-    'ConcatFusion', 'AddFusion', 'NoFusion'
+    'ConcatFusion', 'AddFusion', 'NoFusion', 'PointGeminiFusion'
 ]
