@@ -157,44 +157,43 @@ def test_lidar_points_in_each_box_project_inside_its_2d_box(mmdet3d_frames):
     assert fractions.min() >= 0.95
 
 
-def test_mmdet3d_boxes_hold_the_generated_objects_points(dataset, mmdet3d_frames):
-    """mmdet3d's reading of label_2 (camera boxes converted to LiDAR with inv(R0_rect @ Tr))
-    lands on the points the generator's ray caster put on each object.
+def _near_body(cam_points, obj, margin, clear_of_ground=0.0):
+    """(N,) which camera-frame points lie within ``margin`` metres of the object's solid body
+    (and, if ``clear_of_ground`` > 0, at least that high above its bottom: not ground hits)."""
+    centre, half = obj.body()
+    local = (cam_points - centre) @ obj.rotation
+    near = (np.abs(local) <= half + margin).all(1)
+    if clear_of_ground:
+        near &= local[:, 1] <= half[1] - clear_of_ground  # camera y points down
+    return near
 
-    LiDAR points lie ON the surfaces, so a 1 cm shift moves half of a face's points out of an
-    exact box; the boxes are compared with a 10 cm tolerance, far below what a convention
-    error (bottom vs. centre: ~0.8 m, h/w/l order or yaw sign: ~1 m) would give. The label's
-    0.01 rounding and the calib's tilt between LiDAR and rectified camera (mmdet3d makes the
-    LiDAR boxes yaw-only, the objects stand upright in the camera frame, as in real KITTI)
-    stay within it."""
-    from mmdet3d.structures.ops import box_np_ops
-    tolerance = 0.1
+
+def test_mmdet3d_boxes_hold_the_generated_objects_points(dataset, mmdet3d_frames):
+    """mmdet3d's reading of label_2 (camera boxes converted to LiDAR with inv(R0_rect @ Tr), as
+    KittiDataset does) holds the points the generator's ray caster put on each object, and
+    little else. A convention error (bottom vs. centre: ~0.8 m, h/w/l order or yaw sign: ~1 m)
+    would lose most of them."""
     held, stray = [], []
     for index, frame in enumerate(mmdet3d_frames[:4]):
         truth = generate_frame(SEED, 'training', index)
         np.testing.assert_array_equal(truth['points'], frame['points'])
         cam = np.concatenate([frame['points'][:, :3], np.ones((len(frame['points']), 1))], 1)
         cam = (cam @ kitti_io.lidar2cam(frame['calib']).T)[:, :3]
-        grown = frame['lidar_boxes'].copy()
-        grown[:, 3:6] += 2 * tolerance
-        grown[:, 2] -= tolerance
-        in_grown = box_np_ops.points_in_rbbox(frame['points'][:, :3].astype(np.float64), grown)
         labelled = [o for o in truth['scene'].objects if o.label in LABELLED]
         for k in range(len(frame['lidar_boxes'])):
             # the generator's object whose bottom centre the label states
             obj = min(labelled, key=lambda o: np.abs(o.bottom_center - _cam_bottom(frame, k)).sum())
-            local = np.abs((cam - obj.center) @ obj.rotation)
-            on_object = (local <= obj.lhw / 2).all(1)
-            if on_object.sum() < 10:
+            on_body = _near_body(cam, obj, 0.04, clear_of_ground=0.1)  # 2 sigma of range noise
+            if on_body.sum() < 10:
                 continue
-            held.append(in_grown[on_object, k].mean())
-            near_object = (local <= obj.lhw / 2 + tolerance).all(1)
-            stray.append(1.0 - near_object[frame['inside'][:, k]].mean())
+            held.append(frame['inside'][on_body, k].mean())
+            # what else the box holds: the ground at its feet, nothing farther than 10 cm
+            stray.append(1.0 - _near_body(cam, obj, 0.1)[frame['inside'][:, k]].mean())
     held, stray = np.array(held), np.array(stray)
     print(f'\nmmdet3d boxes: {len(held)} objects, object points held: min {held.min():.2%}, '
           f'mean {held.mean():.3%}; box points off the object: max {stray.max():.2%}')
     assert len(held) >= 30
-    assert held.min() >= 0.98 and stray.max() <= 0.02
+    assert held.min() >= 0.9 and held.mean() >= 0.99 and stray.max() <= 0.02
 
 
 def _cam_bottom(frame, k):
@@ -238,7 +237,7 @@ def test_camera_shows_the_object_where_the_lidar_hits_it():
         for k, obj in enumerate(frame['scene'].objects):
             if stats.visible_pixels[k] < 0.95 * stats.full_pixels[k] or not stats.full_pixels[k]:
                 continue
-            mask = (np.abs((cam - obj.center) @ obj.rotation) <= obj.lhw / 2).all(1) & in_image
+            mask = _near_body(cam, obj, 0.03, clear_of_ground=0.1) & in_image
             if mask.sum() < 20:
                 continue
             same = stats.object_id[row[mask], col[mask]] == k

@@ -87,8 +87,8 @@ def simulate_lidar(scene, calib: dict, rng: np.random.Generator, num_azimuth: in
             continue
         grid = np.ix_(beams, az_idx)
         local_dirs = dirs[grid] @ obj.rotation  # (nb, na, 3) in the box frame
-        local_origin = obj.rotation.T @ (origin - obj.center)
-        half = obj.lhw / 2
+        body_centre, half = obj.body()
+        local_origin = obj.rotation.T @ (origin - body_centre)
         t, axis, _ = slab_intersect(local_origin, (local_dirs[..., 0], local_dirs[..., 1],
                                                    local_dirs[..., 2]), half)
         sub_ranges = ranges[grid]
@@ -96,7 +96,7 @@ def simulate_lidar(scene, calib: dict, rng: np.random.Generator, num_azimuth: in
         if not nearer.any():
             continue
         t_hit, axis_hit, d_hit = t[nearer], axis[nearer], local_dirs[nearer]
-        height_fraction = 0.5 - (local_origin[1] + t_hit * d_hit[:, 1]) / obj.lhw[1]
+        height_fraction = 0.5 - (local_origin[1] + t_hit * d_hit[:, 1]) / (2 * half[1])
         part = surface_part(obj.kind, height_fraction, axis_hit)
         cos_inc = np.take_along_axis(d_hit, axis_hit[:, None].astype(np.int64), 1)[:, 0]
         sub_reflect = reflect[grid]

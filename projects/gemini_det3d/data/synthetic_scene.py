@@ -5,7 +5,8 @@ the ground is a plane about 1.65 m below camera 0 (1.73 m below the LiDAR), and 
 is an upright box standing on it, parametrised exactly like a KITTI label: bottom centre,
 size (length along the box's x, height, width along its z) and ``rotation_y`` around the
 camera's y axis (KITTI's ``roty``: box x axis = ``(cos ry, 0, -sin ry)``). Box parameters are
-rounded to the label file's 0.01 precision BEFORE rendering, so the labels are exact.
+rounded to the label file's 0.01 precision BEFORE rendering, so the labels are exact; the solid
+body that the sensors see sits a few centimetres inside its label box (see ``BODY_INSET``).
 
 Labelled classes use KITTI's size statistics; distractors (poles, walls: not labelled; crates:
 ``Misc``; cars beyond 75 m: ``DontCare``) populate the rest. Boxes never overlap in
@@ -28,6 +29,10 @@ SIZE_STATS = {
 KITTI_NAME = {'car': 'Car', 'pedestrian': 'Pedestrian', 'cyclist': 'Cyclist', 'crate': 'Misc'}
 FOV_TAN = 0.85  # |x| / z of the image's left / right edge at KITTI's intrinsics
 BEV_MARGIN = 0.3  # metres kept free around every box
+# The solid body is a little smaller than its label box, as KITTI's annotated boxes are a
+# little larger than the objects: LiDAR points (2 cm range noise) and the small tilt between
+# the LiDAR and the rectified camera frame then stay inside the box mmdet3d builds.
+BODY_INSET = 0.08  # metres off each side and off the top (at most 12 % of the size)
 EGO_BEV = (0.0, -1.2, 4.6, 2.2, 0.0)  # x, z, extent along x, along z, angle: our own car
 
 
@@ -47,7 +52,8 @@ class GroundPlane:
 
 @dataclass
 class SceneObject:
-    """An upright box in the rectified camera frame, parametrised as a KITTI label."""
+    """An upright box in the rectified camera frame, parametrised as a KITTI label
+    (the label box; the solid body inside it is :meth:`body`)."""
     kind: str
     label: Optional[str]  # KITTI type written to label_2 (None: an unlabelled distractor)
     bottom_center: np.ndarray  # (3,) x, y, z of the bottom face's centre
@@ -65,6 +71,13 @@ class SceneObject:
         """(3, 3) box axes -> camera axes (KITTI's ``roty``)."""
         c, s = np.cos(self.rotation_y), np.sin(self.rotation_y)
         return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+
+    def body(self):
+        """Centre (3,) and half extents (3,) of the solid body (box frame axes): the label box
+        shrunk by BODY_INSET on every side but the bottom, which stays on the ground."""
+        inset = np.minimum(BODY_INSET, 0.12 * self.lhw)
+        half = self.lhw / 2 - inset * np.array([1.0, 0.5, 1.0])
+        return self.center + np.array([0.0, inset[1] / 2, 0.0]), half
 
     def corners(self) -> np.ndarray:
         """(8, 3) corners in the camera frame."""
