@@ -159,7 +159,7 @@ def child_main(args):
     try:
         result = run_case(args.case, args.tokens, args.channels, args.device, args.threads)
         result['status'] = 'ok'
-    except (RuntimeError, MemoryError) as error:  # torch raises RuntimeError when it cannot allocate
+    except (RuntimeError, MemoryError) as error:  # torch: RuntimeError when it cannot allocate
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
         oom = 'memory' in message.lower() or 'alloc' in message.lower() or \
             isinstance(error, MemoryError)
@@ -228,13 +228,15 @@ def machine_line(args):
         pass
     device = torch.cuda.get_device_name(0) if args.device == 'cuda' else cpu
     return (f'machine: {device}; {os.cpu_count()} cores, torch {torch.__version__}, '
-            f'{args.threads or torch.get_num_threads()} torch thread(s), python {platform.python_version()}; '
+            f'{args.threads or torch.get_num_threads()} torch thread(s), '
+            f'python {platform.python_version()}; '
             f'C={args.channels}, batch 1, fp32, heads {NUM_HEADS}, '
             f'time cap {args.time_cap:.0f} s/case, memory cap {args.mem_cap_gb:.0f} GiB')
 
 
 def format_table(cases, tokens_list, results):
-    header = '| type | ' + ' | '.join(f'N={n}' for n in tokens_list) + ' | exponent (all N) | exponent (N >= 4096) |'
+    header = ('| type | ' + ' | '.join(f'N={n}' for n in tokens_list)
+              + ' | exponent (all N) | exponent (N >= 4096) |')
     lines = [header, '|' + ' --- |' * (len(tokens_list) + 3)]
     for case in cases:
         cells = []

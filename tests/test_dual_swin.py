@@ -128,7 +128,8 @@ def _to_official_names(mmdet_state):
     """Inverse of mmdet's ``swin_converter``: mmdet key names -> official Swin release names."""
     def unfold_reduction(w):
         out_ch, in_ch = w.shape
-        return w.reshape(out_ch, in_ch // 4, 4).transpose(1, 2)[:, [0, 2, 1, 3]].reshape(out_ch, in_ch)
+        groups = w.reshape(out_ch, in_ch // 4, 4).transpose(1, 2)
+        return groups[:, [0, 2, 1, 3]].reshape(out_ch, in_ch)
 
     def unfold_norm(w):
         return w.reshape(w.shape[0] // 4, 4).t()[[0, 2, 1, 3]].reshape(-1)

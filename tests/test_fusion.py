@@ -215,7 +215,8 @@ def test_concat_starts_as_identity_and_add_sums():
     concat = _randomise(ConcatFusion(8))
     with torch.no_grad():
         y_rgb, _ = concat(x_rgb, x_lidar)
-        expected = torch.cat([x_rgb, x_lidar], -1) @ concat.rgb_proj.weight.t() + concat.rgb_proj.bias
+        proj = concat.rgb_proj
+        expected = torch.cat([x_rgb, x_lidar], -1) @ proj.weight.t() + proj.bias
     torch.testing.assert_close(y_rgb, expected)
     y_rgb, y_lidar = AddFusion(8)(x_rgb, x_lidar)
     torch.testing.assert_close(y_rgb, x_rgb + x_lidar)
