@@ -54,8 +54,12 @@ def main(argv=None):
         cfg.resume, cfg.load_from = True, None
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
+    from gemini_det3d.engine import NonFiniteLossError
     runner = Runner.from_cfg(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except NonFiniteLossError as err:
+        sys.exit(f'error: {err}')
 
 
 if __name__ == '__main__':

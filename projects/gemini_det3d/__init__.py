@@ -11,4 +11,4 @@ from . import fusion  # noqa: F401,E402
 from . import backbones  # noqa: F401,E402
 from . import datasets  # noqa: F401,E402
 from . import detectors  # noqa: F401,E402
-from . import evaluation  # noqa: F401,E402
+from . import engine  # noqa: F401,E402

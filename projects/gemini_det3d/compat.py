@@ -18,6 +18,11 @@ CUDA tensors / when a CUDA device is present, so on GPU machines nothing changes
    (``rotate_iou_gpu_eval``) whose module cannot even be imported without a GPU. We register a
    CPU module of the same name whose :func:`rotate_iou_cpu_eval` has the same arguments and
    ``criterion`` semantics, compiled with numba's CPU ``njit``.
+4. Not a CPU matter but a version one: torch >= 2.6 loads with ``weights_only=True`` by
+   default, and mmengine 0.10.7 checkpoints hold its message hub (``HistoryBuffer``) and
+   numpy objects, so ``--resume`` / ``tools/test.py`` could not read the project's own
+   checkpoints. Local checkpoint files are loaded with ``weights_only=False`` again (as every
+   torch before 2.6 did): load only checkpoints you trust.
 """
 import importlib
 import math
@@ -324,12 +329,34 @@ def patch_kitti_rotate_iou() -> bool:
     return True
 
 
+# --------------------------------------------------------------------------------------------
+# 4. mmengine checkpoints under torch >= 2.6
+# --------------------------------------------------------------------------------------------
+def patch_mmengine_local_checkpoint_loading() -> bool:
+    """Re-register mmengine's local-file checkpoint loader with ``weights_only=False``."""
+    try:
+        from mmengine.runner.checkpoint import CheckpointLoader
+    except ImportError:
+        return False
+
+    def load_from_local(filename, map_location):
+        import os.path as osp
+        filename = osp.expanduser(filename)
+        if not osp.isfile(filename):
+            raise FileNotFoundError(f'{filename} can not be found.')
+        return torch.load(filename, map_location=map_location, weights_only=False)
+
+    CheckpointLoader.register_scheme(prefixes='', force=True)(load_from_local)
+    return True
+
+
 def apply_all() -> dict:
     """Apply every shim once; returns which ones are active (name -> bool)."""
     if not _APPLIED:
         _APPLIED['spconv_stream'] = patch_spconv_stream()
         _APPLIED['dynamic_scatter'] = patch_dynamic_scatter()
         _APPLIED['kitti_rotate_iou'] = patch_kitti_rotate_iou()
+        _APPLIED['mmengine_checkpoint_loading'] = patch_mmengine_local_checkpoint_loading()
     return dict(_APPLIED)
 
 
