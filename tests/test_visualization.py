@@ -180,6 +180,26 @@ def test_clip_segments_to_image():
     assert np.allclose(clipped[1], segments[1])
 
 
+def test_without_vulkan_the_probe_reports_and_auto_falls_back(monkeypatch, capsys):
+    """Open3D aborts the whole process when Vulkan is missing: the probe must run it in a
+    child, and 'auto' must then draw with the software renderer after one warning line."""
+    _open3d_or_skip()
+    from gemini_det3d.visualization import open3d_render
+    from gemini_det3d.visualization.frame_pictures import resolve_backend
+    monkeypatch.setattr(open3d_render, '_probe_result', None)
+    monkeypatch.delenv(open3d_render.OFFSCREEN_ENV, raising=False)
+    monkeypatch.setenv('VK_ICD_FILENAMES', '/nonexistent/vulkan_icd.json')  # no Vulkan driver
+    ok, reason = open3d_render.offscreen_available()
+    assert not ok and reason
+    capsys.readouterr()
+    assert resolve_backend('auto') == 'software'
+    warning = capsys.readouterr().err.strip()
+    assert warning.startswith('warning: Open3D offscreen rendering is unavailable')
+    assert '\n' not in warning
+    with pytest.raises(GeminiInputError, match='unavailable'):
+        resolve_backend('open3d')
+
+
 # --------------------------------------------------------------------------------------------
 # tools/visualize.py on a KITTI frame written here (numpy + cv2 only)
 # --------------------------------------------------------------------------------------------
