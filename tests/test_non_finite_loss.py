@@ -35,27 +35,45 @@ def test_guard_names_iteration_and_term_and_leaves_finite_losses_alone():
         model.parse_losses({'loss_dir': [model.w.sum(), model.w.sum() * math.inf]})
 
 
-def test_train_tool_stops_on_nan_and_keeps_the_last_checkpoint(converted_synthetic_kitti, tmp_path):
-    """End to end: a learning rate that blows the loss up ends in one line, finite weights."""
+def test_train_tool_stops_on_corrupt_data_and_keeps_the_last_checkpoint(converted_synthetic_kitti,
+                                                                      tmp_path):
+    """One clean epoch, then a scan whose reflectance turned NaN: training resumes, stops at
+    the first NaN loss with one line, and the clean checkpoint is still the last one."""
+    import shutil
     import subprocess
     import sys
 
+    import numpy as np
+
     from _configs import REPO
+    root = tmp_path / 'kitti'
+    shutil.copytree(converted_synthetic_kitti, root)
     cfg = 'configs/gemini_det3d/tiny/lidaronly-second-secfpn_1xb2-cpu_synthetic-kitti-3d-3class.py'
-    root = converted_synthetic_kitti
-    opts = [f'train_dataloader.dataset.dataset.data_root={root}',
-            f'val_dataloader.dataset.data_root={root}', f'val_evaluator.ann_file={root}kitti_infos_val.pkl',
+    work = tmp_path / 'work'
+    opts = [f'train_dataloader.dataset.dataset.data_root={root}/',
+            f'val_dataloader.dataset.data_root={root}/',
+            f'val_evaluator.ann_file={root}/kitti_infos_val.pkl',
             'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
             'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
-            'train_cfg.max_epochs=6', 'train_cfg.val_interval=100',
-            # no clipping and an absurd learning rate: the loss leaves the floats quickly
-            'optim_wrapper.clip_grad=None', 'optim_wrapper.optimizer.lr=1e6',
-            'param_scheduler=[]', 'default_hooks.checkpoint.interval=1']
-    proc = subprocess.run([sys.executable, 'tools/train.py', cfg, '--work-dir', str(tmp_path),
-                           '--cfg-options', *opts], cwd=REPO, capture_output=True, text=True)
+            'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=1']
+
+    def train(epochs, *extra):
+        return subprocess.run([sys.executable, 'tools/train.py', cfg, '--work-dir', str(work),
+                               *extra, '--cfg-options', *opts, f'train_cfg.max_epochs={epochs}'],
+                              cwd=REPO, capture_output=True, text=True)
+
+    assert train(1).returncode == 0
+    good = torch.load(work / 'epoch_1.pth', map_location='cpu', weights_only=False)['state_dict']
+    for scan in (root / 'training' / 'velodyne_reduced').glob('*.bin'):
+        points = np.fromfile(scan, dtype=np.float32).reshape(-1, 4)
+        points[:, 3] = np.nan
+        points.tofile(scan)
+    proc = train(3, '--resume')
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith('error: iteration ') and "loss term 'loss_" in last, proc.stderr[-2000:]
-    for ckpt in tmp_path.glob('epoch_*.pth'):
-        state = torch.load(ckpt, map_location='cpu', weights_only=False)['state_dict']
-        assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()), ckpt
+    assert last.startswith('error: iteration 3 (epoch 2): loss term') and 'is nan' in last, \
+        proc.stderr[-2000:]
+    assert not (work / 'epoch_2.pth').exists()
+    assert (work / 'last_checkpoint').read_text().strip().endswith('epoch_1.pth')
+    kept = torch.load(work / 'epoch_1.pth', map_location='cpu', weights_only=False)['state_dict']
+    assert all(torch.equal(kept[k], good[k]) for k in good)

@@ -29,8 +29,9 @@ model = dict(
                             base_channels=16, output_channels=64,
                             encoder_channels=((16, ), (32, 32, 32), (64, 64, 64)),
                             encoder_paddings=((1, ), (1, 1, 1), (1, 1, 1))),
-    pts_backbone=dict(in_channels=320, layer_nums=[2, 2], out_channels=[64, 128]),
-    pts_neck=dict(in_channels=[64, 128], out_channels=[64, 64]),
+    # dense BEV part at half resolution (as PointPillars), upsampled back to 0.4 m for the head
+    pts_backbone=dict(in_channels=320, layer_nums=[2, 2], layer_strides=[2, 2], out_channels=[64, 128]),
+    pts_neck=dict(in_channels=[64, 128], upsample_strides=[2, 4], out_channels=[64, 64]),
     pts_bbox_head=dict(
         in_channels=128, feat_channels=128,
         anchor_generator=dict(ranges=[
@@ -77,7 +78,7 @@ lr = 0.003
 optim_wrapper = dict(optimizer=dict(lr=lr), paramwise_cfg=dict(custom_keys={'img_backbone': dict(lr_mult=1.0)}))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
-    dict(type='CosineAnnealingLR', begin=0, T_max=8, end=8, by_epoch=True, eta_min=1e-5)
+    dict(type='CosineAnnealingLR', begin=0, T_max=10, end=10, by_epoch=True, eta_min=1e-5)
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=8, val_interval=8)
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=10, val_interval=10)
 default_hooks = dict(logger=dict(interval=10), checkpoint=dict(interval=1, max_keep_ckpts=2))
