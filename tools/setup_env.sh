@@ -19,8 +19,10 @@ for p in $DEB_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; do
 if [ -n "$missing" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     stamp "apt-get install$missing"
-    (apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1) || {
-      apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends $missing >/dev/null; }
+    (apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1) || \
+      (apt-get update -qq >/dev/null 2>&1 && \
+       apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1) || \
+      stamp "WARNING: apt-get could not install$missing (Open3D pictures fall back to OpenCV)"
   else
     stamp "WARNING: missing Debian packages:$missing (Open3D rendering needs them; install as root)"
   fi
