@@ -1,6 +1,5 @@
 # gemini_det3d: every target sets the machine up first (idempotent; seconds when already done).
 PY := .venv/bin/python
-SETUP_STAMP := .venv/.gemini_setup_ok
 
 .PHONY: setup test test-fast demo bench
 
