@@ -44,7 +44,7 @@ class GroundTruthOracle(BaseModel):
                                  '(test_mode data with eval_ann_info), not the test split')
             boxes, labels = ann['gt_bboxes_3d'], torch.as_tensor(ann['gt_labels_3d'])
             keep = labels >= 0  # -1: classes outside the config's class list
-            boxes = boxes[keep.numpy() if hasattr(keep, 'numpy') else keep].clone()
+            boxes = boxes[keep].clone()
             boxes.translate(self.shift.to(boxes.tensor))
             scores = 0.5 + 0.5 * torch.rand(len(boxes), generator=self.generator)
             sample.pred_instances_3d = InstanceData(
