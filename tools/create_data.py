@@ -4,11 +4,17 @@
 
 The same command line as mmdet3d's ``tools/create_data.py`` (KITTI only), running mmdet3d's
 own converter (see ``gemini_det3d.datasets.kitti_converter``). The input is validated
-first; bad or incomplete input stops the run with one line on stderr naming the file and the
-problem (exit status 1) and nothing written. ``ImageSets/test.txt`` is optional.
+first; bad or incomplete input (a root without ``ImageSets/``, a missing split or frame file,
+a malformed scan, calib or label) stops the run with one line on stderr naming the file and
+the problem (exit status 2) and nothing written. ``ImageSets/test.txt`` is optional.
 """
 import argparse
+import os.path as osp
 import sys
+
+sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'projects'))
+
+from gemini_det3d.utils.cli import run_cli  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -24,19 +30,15 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def main(argv=None) -> int:
+def main(argv=None) -> None:
     args = parse_args(argv)
-    from gemini_det3d.data.errors import KittiFormatError
     from gemini_det3d.datasets.kitti_converter import create_kitti_data
     try:
         create_kitti_data(args.root_path, args.out_dir or args.root_path, args.extra_tag,
                           with_plane=args.with_plane)
-    except KittiFormatError as err:
-        sys.stdout.flush()
-        print(f'create_data.py: error: {err}', file=sys.stderr)
-        return 1
-    return 0
+    finally:
+        sys.stdout.flush()  # the progress bar before the error line
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    run_cli(main)

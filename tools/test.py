@@ -4,6 +4,9 @@
     python tools/test.py CONFIG CHECKPOINT --split test --submission-dir DIR   # official files
     python tools/test.py CONFIG --gt-as-pred [SHIFT]     # metric wiring: GT fed back as predictions
 
+The checkpoint must hold this config's model: weights of another model (missing, unexpected
+or reshaped keys, listed) or a file that is no checkpoint stop the run with one line.
+
 ``--split test`` runs on ``kitti_infos_test.pkl`` and writes KITTI's submission format, one
 label ``.txt`` per frame named by its frame id (empty for frames without detections).
 """
@@ -74,6 +77,7 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from gemini_det3d.errors import GeminiInputError
+    from gemini_det3d.utils.checkpoint_check import check_checkpoint_fits, read_checkpoint
     from gemini_det3d.utils.config import load_config
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
@@ -90,9 +94,9 @@ def main(argv=None):
         cfg.load_from = None
     elif not args.checkpoint:
         raise GeminiInputError('tools/test.py: a CHECKPOINT is needed (or --gt-as-pred)')
-    elif not osp.isfile(args.checkpoint):
-        raise GeminiInputError(f'{args.checkpoint}: checkpoint file not found')
     else:
+        # no such file / not a checkpoint: one line before the runner starts
+        checkpoint = read_checkpoint(args.checkpoint)
         cfg.load_from = args.checkpoint
 
     submission_dir = args.submission_dir
@@ -109,6 +113,10 @@ def main(argv=None):
         os.makedirs(submission_dir, exist_ok=True)
 
     runner = Runner.from_cfg(cfg)
+    if cfg.load_from:
+        # mmengine would load weights of another model non-strictly, with a warning
+        check_checkpoint_fits(runner.model, checkpoint, args.checkpoint, args.config)
+        del checkpoint  # the runner loads it again, into the model
     metrics = runner.test()
     if metrics:
         import json

@@ -32,7 +32,8 @@
 # LiDARToDepthImage and StackDepthImage are the project's (registered on import).
 custom_imports = dict(imports=['gemini_det3d'], allow_failed_imports=False)
 
-dataset_type = 'KittiDataset'
+# mmdet3d's KittiDataset, with a one-line error for a missing or 0.x-format info file
+dataset_type = 'StrictKittiDataset'
 data_root = 'data/kitti/'
 class_names = ['Pedestrian', 'Cyclist', 'Car']
 metainfo = dict(classes=class_names)

@@ -44,20 +44,55 @@ def lidar_boxes_to_kitti_objects(boxes, scores, labels, class_names, calib,
     return objects
 
 
+def init_checked_model(config, checkpoint: str, device: str = 'cpu'):
+    """mmdet3d's ``init_model``, but weights of another model are an error, not a warning.
+
+    Args:
+        config (str | mmengine.Config): a config file (loaded and checked by
+            :func:`gemini_det3d.utils.config.load_config`) or a loaded config.
+        checkpoint (str): a checkpoint of this config's model.
+
+    Returns:
+        nn.Module: the model in eval mode on ``device``, with ``model.cfg`` and
+        ``model.dataset_meta`` set (as ``init_model`` sets them).
+
+    Raises:
+        GeminiInputError: a bad config; a checkpoint file that is missing, no checkpoint,
+            or holds another model's weights (missing / unexpected / reshaped keys listed).
+    """
+    from mmdet3d.apis import init_model
+    from mmengine.runner.checkpoint import _load_checkpoint_to_model
+
+    from ..utils.checkpoint_check import check_checkpoint_fits, read_checkpoint
+    from ..utils.config import load_config
+    config_name = config if isinstance(config, str) else (config.filename or '')
+    if isinstance(config, str):
+        config = load_config(config)
+    saved = read_checkpoint(checkpoint)  # before the (slow) model build
+    model = init_model(config, None, device=device)
+    check_checkpoint_fits(model, saved, checkpoint, config_name)
+    _load_checkpoint_to_model(model, saved, strict=True)
+    meta = saved.get('meta') or {}
+    classes = meta.get('dataset_meta', {}).get('classes') or model.cfg.get('class_names')
+    model.dataset_meta = dict(meta.get('dataset_meta') or dict(classes=classes))
+    return model
+
+
 def detect_kitti_frame(config, checkpoint, velodyne, calib_path, image, device='cpu',
                        score_thr=0.0) -> List[dict]:
     """Run the config's model on one frame; returns KITTI label objects (with ``score``).
 
-    Bad files raise ``KittiFormatError`` (one line naming the file) before any model work.
+    Bad files raise ``KittiFormatError`` (one line naming the file) before any model work;
+    a checkpoint of another model raises ``CheckpointMismatchError`` (see
+    :func:`init_checked_model`).
     """
-    from mmdet3d.apis import init_model
     from mmdet3d.structures import LiDARInstance3DBoxes, Box3DMode
     from mmengine.dataset import Compose, pseudo_collate
 
     kitti_io.read_velodyne(velodyne)  # validates: size, NaN
     calib = kitti_io.read_calib(calib_path)
     image_hw = kitti_io.check_image(image)
-    model = init_model(config, checkpoint, device=device)
+    model = init_checked_model(config, checkpoint, device=device)
     cfg = model.cfg
     dataset_cfg = cfg.test_dataloader.dataset
     while 'dataset' in dataset_cfg:

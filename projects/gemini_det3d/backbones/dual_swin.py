@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from mmdet3d.registry import MODELS
 
 from ..errors import GeminiInputError
+from ..fusion.builder import build_fusion, unknown_fusion_type_problem
 from .swin_checkpoint import RECOMPUTED_BUFFER_SUFFIXES, fit_to_stream, read_single_stream_swin
 
 RGB_CHANNELS = 3
@@ -101,6 +102,10 @@ class DualSwinTransformer(BaseModule):
         if out_merge not in OUT_MERGES:
             raise DualSwinInputError(
                 f'DualSwinTransformer: out_merge must be one of {OUT_MERGES}, got {out_merge!r}')
+        fusion_problem = (unknown_fusion_type_problem(fusion_cfg.get('type'))
+                          if isinstance(fusion_cfg, dict) else f'{fusion_cfg!r} is not a dict')
+        if fusion_problem:  # before building two Swins
+            raise DualSwinInputError(f'DualSwinTransformer: fusion_cfg.type: {fusion_problem}')
         if lidar_channels < 1:
             raise DualSwinInputError(
                 f'DualSwinTransformer: lidar_channels must be >= 1, got {lidar_channels}')
@@ -132,7 +137,7 @@ class DualSwinTransformer(BaseModule):
         for stage_index, stage in enumerate(self.rgb.stages):
             num_fused = len(stage.blocks) if fusion_position == 'block' else 1
             self.fusions.append(ModuleList(
-                MODELS.build(dict(fusion_cfg, embed_dims=stage_channels[stage_index]))
+                build_fusion(fusion_cfg, stage_channels[stage_index])
                 for _ in range(num_fused)))
 
         if out_merge == 'learned':

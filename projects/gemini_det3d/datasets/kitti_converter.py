@@ -90,6 +90,11 @@ def read_splits(root: Path) -> Dict[str, Optional[List[str]]]:
     """
     if not root.is_dir():
         raise KittiFormatError(root, 'KITTI root folder missing')
+    if not (root / 'ImageSets').is_dir():
+        raise KittiFormatError(
+            root / 'ImageSets', 'folder missing: it should hold the split files train.txt and '
+            'val.txt (test.txt optional), one frame id such as 000123 per line; KITTI does not '
+            "ship them, mmdet3d's data/kitti/ImageSets has the usual split")
     splits = {}
     for name in REQUIRED_SPLITS:
         path = root / 'ImageSets' / f'{name}.txt'

@@ -4,6 +4,7 @@
 """
 from .add_fusion import AddFusion
 from .base import BaseFusion, FusionInputError
+from .builder import build_fusion, registered_fusion_types, unknown_fusion_type_problem
 from .concat_fusion import ConcatFusion
 from .cross_attention_fusion import CrossAttentionFusion
 from .gemini_fusion import GeminiFusion
@@ -13,5 +14,6 @@ from .token_fusion import TokenFusion
 
 __all__ = [
     'BaseFusion', 'FusionInputError', 'GeminiFusion', 'TokenFusion', 'CrossAttentionFusion',
-    'ConcatFusion', 'AddFusion', 'NoFusion', 'PointGeminiFusion'
+    'ConcatFusion', 'AddFusion', 'NoFusion', 'PointGeminiFusion', 'build_fusion',
+    'registered_fusion_types', 'unknown_fusion_type_problem'
 ]
