@@ -2,6 +2,11 @@
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
     torchrun --nproc_per_node N tools/train.py CONFIG --launcher pytorch   (see tools/dist_train.sh)
+    srun -n N python tools/train.py CONFIG --launcher slurm                (see tools/slurm_train.sh)
+
+With a launcher, every process trains on its share of each batch (``batch_size`` is per
+process) and mmengine's ``MMDistributedDataParallel`` averages the gradients. Without CUDA
+the processes talk over gloo; see :func:`use_cpu_processes` for what that changes.
 """
 import argparse
 import os
@@ -31,6 +36,61 @@ def parse_args(argv=None):
     return args
 
 
+def _sync_bn_keys(node, key='cfg'):
+    """Config keys whose ``type`` is a synchronised BatchNorm (``SyncBN``, ``MMSyncBN``, ...)."""
+    if isinstance(node, dict):
+        if 'syncbn' in str(node.get('type', '')).lower():
+            yield key
+        for name, value in node.items():
+            yield from _sync_bn_keys(value, f'{key}.{name}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _sync_bn_keys(value, f'{key}.{i}')
+
+
+def use_cpu_processes(cfg, config_path):
+    """Make a config train with several processes on a machine without CUDA.
+
+    - gloo instead of NCCL (NCCL needs GPUs);
+    - the DDP wrapper gets ``device_ids=None``: mmengine passes ``[LOCAL_RANK]``, which
+      torch's DistributedDataParallel rejects for a module on the CPU;
+    - SyncBN has no CPU implementation: a config asking for it gets one clear line.
+    Each process keeps its own BatchNorm statistics (over its share of the batch), as
+    plain ``BN`` does on GPUs.
+    """
+    from mmengine.registry import MODEL_WRAPPERS
+    from torch.nn.parallel import DistributedDataParallel
+
+    from gemini_det3d.errors import GeminiInputError
+    sync_bn = [f'sync_bn={cfg.sync_bn!r}'] if cfg.get('sync_bn') else []
+    sync_bn += [f'{key}.type' for key in _sync_bn_keys(cfg.model, 'model')]
+    if sync_bn:
+        raise GeminiInputError(f'{config_path}: {sync_bn[0]}: SyncBN runs on CUDA GPUs only; '
+                               'for several CPU processes use BN (per-process statistics)')
+    cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper_type = MODEL_WRAPPERS.get(wrapper.get('type', 'MMDistributedDataParallel'))
+    if isinstance(wrapper_type, type) and issubclass(wrapper_type, DistributedDataParallel):
+        wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+
+
+def init_cpu_process_group(launcher, dist_cfg):
+    """``mmengine.dist.init_dist`` (pytorch, slurm or mpi launcher) without its
+    ``torch.cuda.set_device(local_rank)`` call, which fails when torch has no CUDA.
+
+    The Runner then finds the process group ready and skips its own ``init_dist``.
+    """
+    from unittest import mock
+
+    import torch
+    from mmengine.dist import init_dist
+    with mock.patch.object(torch.cuda, 'set_device', lambda device: None):
+        init_dist(launcher, **dist_cfg)
+
+
 def main(argv=None):
     import torch
     from mmengine.runner import Runner
@@ -40,7 +100,8 @@ def main(argv=None):
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     if args.launcher != 'none' and not torch.cuda.is_available():
-        cfg.env_cfg.setdefault('dist_cfg', {})['backend'] = 'gloo'  # no NCCL without GPUs
+        use_cpu_processes(cfg, args.config)
+        init_cpu_process_group(args.launcher, cfg.env_cfg.dist_cfg)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir') is None:
