@@ -10,7 +10,8 @@ voxel_size = [0.05, 0.05, 0.1]
 _point_cloud_range = [0, -40, -3, 70.4, 40, 1]
 
 model = dict(
-    type='MVXFasterRCNN',
+    # mmdet3d's MVXFasterRCNN that also takes frames without points (empty prediction, no loss)
+    type='EmptyScanSafeMVXFasterRCNN',
     data_preprocessor=dict(
         type='Det3DDataPreprocessor',
         voxel=True,

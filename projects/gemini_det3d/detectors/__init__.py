@@ -1,3 +1,4 @@
+from .empty_scan_safe_mvx import EmptyScanSafeMVXFasterRCNN
 from .ground_truth_oracle import GroundTruthOracle
 
-__all__ = ['GroundTruthOracle']
+__all__ = ['EmptyScanSafeMVXFasterRCNN', 'GroundTruthOracle']

@@ -10,8 +10,14 @@ augmentation. It writes
   :class:`StackDepthImage` can re-project them exactly at the image's final size, crop and
   flip instead of resampling the grid (which would mix or drop depths);
 * ``results['depth_img_channels']``: the channel names, in order.
+
+Before projecting it checks that the image belongs to the calibration (see
+:mod:`.image_calib_check`): a resized image or another camera's calibration would put every
+point at the wrong pixel silently, so it stops training / testing with one line naming the
+image instead. A scan without points gives an all-zero grid (its detections are empty: see
+:class:`~gemini_det3d.detectors.EmptyScanSafeMVXFasterRCNN`).
 """
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 from mmcv.transforms import BaseTransform
@@ -19,6 +25,7 @@ from mmcv.transforms import BaseTransform
 from mmdet3d.registry import TRANSFORMS
 from .depth_grid import (DEFAULT_CHANNELS, check_channels, point_channel_values,
                          project_points_to_image, rasterize_nearest)
+from .image_calib_check import MAX_PRINCIPAL_POINT_OFFSET, check_image_matches_calib
 
 # Keys that only exist once an augmentation has touched the sample.
 _AUGMENTATION_KEYS = ('scale_factor', 'img_crop_offset', 'pcd_rotation', 'pcd_scale_factor',
@@ -66,16 +73,23 @@ class LiDARToDepthImage(BaseTransform):
         dilation (int): odd k; > 1 fills every empty pixel with the nearest-depth measured
             pixel in its k x k window (a cheap densification that never mixes depths).
         fill_mask_value (float): ``'mask'`` value of a pixel filled by ``dilation``.
+        max_principal_point_offset (float, optional): the calibration's principal point may
+            lie at most this fraction of the image width / height from the image centre,
+            else :class:`ImageCalibMismatchError` (the image does not match its calibration);
+            None: no check. The default's reasoning is in :mod:`.image_calib_check`.
     """
 
     def __init__(self, channels: Sequence[str] = DEFAULT_CHANNELS, min_depth: float = 0.1,
-                 dilation: int = 1, fill_mask_value: float = 0.5) -> None:
+                 dilation: int = 1, fill_mask_value: float = 0.5,
+                 max_principal_point_offset: Optional[float] = MAX_PRINCIPAL_POINT_OFFSET
+                 ) -> None:
         self.channels = check_channels(channels)
         if dilation < 1 or dilation % 2 != 1:
             raise ValueError(f'dilation must be an odd window size >= 1, got {dilation}')
         self.min_depth = float(min_depth)
         self.dilation = int(dilation)
         self.fill_mask_value = float(fill_mask_value)
+        self.max_principal_point_offset = max_principal_point_offset
 
     def transform(self, results: dict) -> dict:
         touched = [key for key in _AUGMENTATION_KEYS if key in results]
@@ -89,6 +103,9 @@ class LiDARToDepthImage(BaseTransform):
             raise KeyError('LiDARToDepthImage needs results["img"] (for the grid size): put '
                            'LoadImageFromFile before it')
         hw = tuple(results['img'].shape[:2])
+        check_image_matches_calib(
+            lidar2img, hw, results.get('img_path', 'the image'),
+            calib="the frame's calibration (lidar2img)", max_offset=self.max_principal_point_offset)
         uv, depth, index = project_points_to_image(points, lidar2img, hw, self.min_depth)
         values = point_channel_values(points[index], depth, self.channels)
         source = dict(uv=uv, depth=depth, values=values, hw=hw, dilation=self.dilation,
