@@ -8,13 +8,15 @@ it (they are the same for every two-stream model and run once, beforehand).
 Peak memory:
 - CPU: the rise of the process's peak resident set (``VmHWM``, reset to the current resident
   set through ``/proc/self/clear_refs``) over the resident set with the model and the batch
-  loaded, in a process of its own per model. Resident pages are what a pass really costs the
-  machine, including the allocations of native code (oneDNN, spconv, mmcv ops) that Python's
-  ``tracemalloc`` cannot see; a fresh process per model keeps one model's allocator caches
-  from hiding or inflating another's peak.
+  loaded, in a process of its own per model, with glibc set to map and unmap every block
+  over 64 KiB (:func:`follow_live_memory_in_resident_set`). Resident pages are what a pass
+  really costs the machine, including the allocations of native code (oneDNN, spconv, mmcv
+  ops) that Python's ``tracemalloc`` cannot see; a fresh process per model keeps one
+  model's allocator state from hiding or inflating another's peak.
 - CUDA: ``torch.cuda.max_memory_allocated`` over ``memory_allocated`` before the pass.
-Both are taken on a pass after a warm-up pass, so that one-time work (lazy initialisation,
-kernel selection) is not counted.
+Both are taken after warm-up passes, so that one-time work (lazy initialisation, kernel
+selection) is not counted, for the whole pass and for the network alone (see
+:func:`memory_peaks`).
 """
 import gc
 import logging
@@ -35,9 +37,19 @@ def read_status_kb(field: str) -> int:
 def reset_peak_rss() -> int:
     """Reset ``VmHWM`` to the current resident set; returns that resident set in bytes."""
     gc.collect()
+    _release_free_heap()
     with open('/proc/self/clear_refs', 'w') as f:
         f.write('5')
     return read_status_kb('VmRSS') * 1024
+
+
+def _release_free_heap() -> None:
+    """Give glibc's free heap pages back, so that reusing them counts in the resident set."""
+    try:
+        import ctypes
+        ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to release
+        pass
 
 
 def peak_rss() -> int:
@@ -104,29 +116,65 @@ def timed_pass(model, batch: dict, cuda: bool) -> dict:
     return dict(wall=time.perf_counter() - wall, cpu=time.process_time() - cpu)
 
 
-def preprocess(model, batch: dict) -> None:
-    """The data preprocessor alone (hard voxelization, image padding), as a pass runs it.
+def _peak_bytes(run, cuda: bool) -> int:
+    """Peak memory ``run()`` adds to what is allocated (CUDA) or resident (CPU) before it."""
+    import torch
+    if cuda:
+        gc.collect()
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = reset_peak_rss()
+    with torch.no_grad():
+        run()
+    if cuda:
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - base
+    return peak_rss() - base
 
-    Its peak is reported beside the whole pass's: on CPU, mmcv's hard voxelization fills a
-    dense int32 grid of the voxel space (1408 x 1600 x 41 for KITTI, ~370 MB), which can set
-    the peak of a whole pass whatever the image branch does."""
+
+def memory_peaks(model, batch: dict, cuda: bool) -> dict:
+    """Peak memory (MB) of a whole pass, of the network alone and of the image branch alone.
+
+    On CPU the whole pass peaks inside the data preprocessor: mmcv's CPU hard voxelization
+    makes a dense int32 grid of the whole voxel space (``-ones``: two 352 MiB buffers for
+    KITTI's 1408 x 1600 x 41), whatever the network does (mmcv's CUDA voxelization has no
+    such grid). The network alone runs on inputs already voxelized and padded; the image
+    branch alone (backbone + neck, where the fusion variants differ) on the padded image.
+
+    Returns:
+        dict: ``peak_memory_mb`` (whole pass), ``network_peak_mb``, ``image_branch_peak_mb``
+        (0 without an image branch).
+    """
     import torch
     with torch.no_grad():
-        model.data_preprocessor(batch, False)
+        data = model.data_preprocessor(batch, False)
+    metas = [sample.metainfo for sample in data['data_samples']]
+    image = 0
+    if getattr(model, 'img_backbone', None) is not None:
+        image = _peak_bytes(lambda: model.extract_img_feat(data['inputs']['imgs'], metas), cuda)
+    network = _peak_bytes(lambda: model(**data, mode='predict'), cuda)
+    del data
+    whole = _peak_bytes(lambda: model.test_step(batch), cuda)
+    return dict(peak_memory_mb=whole / 2**20, network_peak_mb=network / 2**20,
+                image_branch_peak_mb=image / 2**20)
 
 
-def cuda_peak_memory(model, batch: dict, run=None) -> int:
-    """Bytes ``run(model, batch)`` (default: a whole pass) allocates on the GPU at its peak,
-    beyond what was allocated before."""
-    run = run or (lambda m, b: timed_pass(m, b, cuda=True))
-    import torch
-    gc.collect()
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated()
-    run(model, batch)
-    torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated() - base
+def follow_live_memory_in_resident_set() -> None:
+    """Make glibc map every allocation over 64 KiB on its own and unmap it when freed.
+
+    By default glibc serves even large blocks from its heap once some have been freed
+    (its mmap threshold grows) and keeps freed heap memory, so the resident set lags behind
+    the live memory by whatever the heap's fragmentation happens to be: repeated
+    measurements of one model's peak spread by ~50 MB. With a fixed threshold the peak
+    resident set follows the tensors that are alive (measured spread < 1 MB). For the
+    memory-probe process only: it makes allocation slower.
+    """
+    import ctypes
+    libc = ctypes.CDLL('libc.so.6')
+    libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD (also stops its dynamic growth)
+    libc.malloc_trim(0)
 
 
 def is_out_of_memory(error: BaseException) -> bool:

@@ -1,7 +1,9 @@
 """Ratios, Markdown table, JSON and bar chart of the end-to-end benchmark's measurements.
 
 The measurements of one device are a dict ``{model key: record}``; a measured record has
-``status == 'ok'``, ``samples_ms = {clock: [one time per repeat]}`` and ``peak_memory_mb``;
+``status == 'ok'``, ``samples_ms = {clock: [one time per repeat]}``, ``peak_memory_mb``
+(whole pass), ``network_peak_mb`` (the network alone, on preprocessed inputs) and
+``image_branch_peak_mb`` (image backbone + neck alone; 0 without an image branch);
 any other status (``'does not fit'``, ``'error'``) comes with a ``reason``. Ratios are
 always the model's median divided by the reference model's median of the same clock, from
 the same run (and its peak memory divided by the reference's peak memory).
@@ -11,13 +13,19 @@ import statistics
 
 REFERENCES = (('lidaronly', 'LiDAR-only'), ('nofusion', 'NoFusion'))
 TARGET_MODEL, TARGET_REFERENCE, TARGET_RATIO = 'geminifusion', 'nofusion', 1.15
+# ratio name: (record field, title)
+MEMORY_RATIOS = {'memory': ('peak_memory_mb', 'peak memory, whole pass'),
+                 'network_memory': ('network_peak_mb', 'peak memory, network alone'),
+                 'image_branch_memory': ('image_branch_peak_mb', 'peak memory, image branch')}
 
 
 def add_medians_and_ratios(records: dict, clock: str) -> None:
-    """Fill in ``median_ms`` per clock and ``ratios`` (time on ``clock``, and memory).
+    """Fill in ``median_ms`` per clock and ``ratios``: time on ``clock`` and the peak memory
+    of the whole pass (``memory``), of the network alone (``network_memory``) and of the
+    image branch alone (``image_branch_memory``).
 
-    ``ratios = {'time': {reference: x}, 'memory': {reference: x}}``; a ratio is None where
-    the model or the reference was not measured.
+    ``ratios = {'time': {reference: x}, 'memory': {...}, ...}``; a ratio is None where the
+    model or the reference was not measured (or the reference's figure is 0).
     """
     for record in records.values():
         if record['status'] == 'ok':
@@ -27,15 +35,15 @@ def add_medians_and_ratios(records: dict, clock: str) -> None:
         if record['status'] != 'ok':
             continue
         record['ratio_clock'] = clock
-        record['ratios'] = {'time': {}, 'memory': {}}
+        record['ratios'] = {name: {} for name in ('time', *MEMORY_RATIOS)}
         for reference, _ in REFERENCES:
             ref = records.get(reference)
             ok = ref is not None and ref['status'] == 'ok'
             record['ratios']['time'][reference] = (
                 record['median_ms'][clock] / ref['median_ms'][clock] if ok else None)
-            record['ratios']['memory'][reference] = (
-                record['peak_memory_mb'] / ref['peak_memory_mb']
-                if ok and ref['peak_memory_mb'] > 0 else None)
+            for ratio, (field, _) in MEMORY_RATIOS.items():
+                record['ratios'][ratio][reference] = (
+                    record[field] / ref[field] if ok and ref[field] > 0 else None)
 
 
 def target_line(records: dict, device: str) -> str:
@@ -43,11 +51,12 @@ def target_line(records: dict, device: str) -> str:
     model, ref = records.get(TARGET_MODEL), records.get(TARGET_REFERENCE)
     if not model or not ref or model['status'] != 'ok' or ref['status'] != 'ok':
         return 'target (GeminiFusion <= 1.15x NoFusion): not measured in this run'
-    time_ratio = model['ratios']['time'][TARGET_REFERENCE]
-    memory_ratio = model['ratios']['memory'][TARGET_REFERENCE]
+    ratios = model['ratios']
+    time_ratio = ratios['time'][TARGET_REFERENCE]
     verdict = 'MET' if time_ratio <= TARGET_RATIO else 'MISSED'
     what = 'CPU time' if device == 'cpu' else 'GPU latency'
-    memory = '-' if memory_ratio is None else f'{memory_ratio:.2f}x'
+    memory = ', '.join(f'{_ratio(ratios[name][TARGET_REFERENCE])}x ({title.split(", ")[1]})'
+                       for name, (_, title) in MEMORY_RATIOS.items())
     return (f'target: GeminiFusion / NoFusion {what} {time_ratio:.2f}x (<= {TARGET_RATIO}x: '
             f'{verdict}); peak memory {memory}')
 
@@ -71,26 +80,24 @@ def format_table(records: dict, device: str, clock: str, repeats: int) -> str:
     main_title, other_title = time_column_titles(device, clock, repeats)
     memory = 'peak memory rise, MB' if device == 'cpu' else 'peak GPU memory, MB'
     header = (f'| model | image-branch fusion | params (M) | {main_title} | {other_title} | '
-              'time x LiDAR-only | time x NoFusion | '
-              f'{memory} | memory x LiDAR-only | memory x NoFusion | '
-              'preprocessor alone: peak, MB |')
-    lines = [header, '|' + ' --- |' * 11]
+              f'time x LiDAR-only | time x NoFusion | {memory}: whole pass | '
+              'x LiDAR-only | x NoFusion | network alone, MB | x LiDAR-only | x NoFusion | '
+              'image branch alone, MB | x NoFusion |')
+    lines = [header, '|' + ' --- |' * 15]
     for record in records.values():
         head = (f"| {record['label']} | {record.get('fusion', '-')} | "
                 + (f"{record['params'] / 1e6:.1f}" if record.get('params') else '-'))
         if record['status'] != 'ok':
-            lines.append(f"{head} | {record['status']}: {record['reason']} |"
-                         + ' - |' * 8)
+            lines.append(f"{head} | {record['status']}: {record['reason']} |" + ' - |' * 11)
             continue
         ratios = record['ratios']
-        lines.append(
-            f"{head} | {record['median_ms'][clock]:.1f} | "
-            f"{record['median_ms'][other_clock]:.1f} | "
-            f"{_ratio(ratios['time']['lidaronly'])} | {_ratio(ratios['time']['nofusion'])} | "
-            f"{record['peak_memory_mb']:.0f} | {_ratio(ratios['memory']['lidaronly'])} | "
-            f"{_ratio(ratios['memory']['nofusion'])} | "
-            + (f"{record['preprocess_peak_mb']:.0f}" if 'preprocess_peak_mb' in record else '-')
-            + ' |')
+        cells = [f"{record['median_ms'][clock]:.1f}", f"{record['median_ms'][other_clock]:.1f}"]
+        cells += [_ratio(ratios['time'][ref]) for ref, _ in REFERENCES]
+        for ratio, (field, _) in MEMORY_RATIOS.items():
+            cells.append(f'{record[field]:.0f}')
+            refs = ('nofusion',) if ratio == 'image_branch_memory' else ('lidaronly', 'nofusion')
+            cells += [_ratio(ratios[ratio][ref]) for ref in refs]
+        lines.append(f"{head} | " + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
 
 
@@ -141,17 +148,20 @@ def plot_ratios(devices: dict, path) -> None:
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     import numpy as np
-    fig, axes = plt.subplots(len(devices), 2, figsize=(14, 4.5 * len(devices)), squeeze=False)
+    quantities = [('time', 'time')] + [(name, title)
+                                       for name, (_, title) in MEMORY_RATIOS.items()]
+    fig, axes = plt.subplots(2 * len(devices), 2, figsize=(15, 10 * len(devices)),
+                             squeeze=False)
     for row, (device, result) in enumerate(devices.items()):
         records = list(result['models'].values())
         x = np.arange(len(records))
-        for col, quantity in enumerate(('time', 'memory')):
-            ax = axes[row, col]
-            for i, (reference, title) in enumerate(REFERENCES):
+        for col, (quantity, title) in enumerate(quantities):
+            ax = axes[2 * row + col // 2, col % 2]
+            for i, (reference, name) in enumerate(REFERENCES):
                 values = [r['ratios'][quantity][reference] if r['status'] == 'ok' else None
                           for r in records]
                 bars = ax.bar(x + (i - 0.5) * 0.38, [v or 0 for v in values], 0.38,
-                              label=f'x {title}')
+                              label=f'x {name}')
                 for bar, value in zip(bars, values):
                     ax.annotate('n/a' if value is None else f'{value:.2f}',
                                 (bar.get_x() + bar.get_width() / 2, bar.get_height()),
@@ -161,12 +171,14 @@ def plot_ratios(devices: dict, path) -> None:
                     ax.text(i, 0.05, r['status'], rotation=90, ha='center', va='bottom',
                             fontsize=8, color='crimson')
             if quantity == 'time':
-                ax.axhline(TARGET_RATIO, color='grey', ls=':', lw=1)
+                ax.axhline(TARGET_RATIO, color='grey', ls=':', lw=1,
+                           label=f'target: GeminiFusion <= {TARGET_RATIO}x NoFusion')
             ax.axhline(1.0, color='black', lw=0.6)
             ax.set_xticks(x, [r['label'] for r in records], rotation=20, ha='right',
                           fontsize=8)
-            clock = 'CPU time' if device == 'cpu' else 'GPU latency'
-            ax.set_title(f'{device}: {clock if quantity == "time" else "peak memory"} ratio')
+            if quantity == 'time':
+                title = 'CPU time' if device == 'cpu' else 'GPU latency'
+            ax.set_title(f'{device}: {title} ratio')
             ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -19,11 +19,11 @@ NMS; see ``e2e_measure.py``).
 Per device (CPU, then CUDA where one is present, unless ``--device`` says otherwise):
 1. fit and memory: each model alone under a memory cap and a time cap; on CPU in a process
    of its own (forked before this process runs any model), whose peak resident-set rise
-   over a warmed-up pass is the peak memory; on CUDA ``max_memory_allocated``. The peak of
-   the data preprocessor alone is measured too: on CPU mmcv's hard voxelization fills a
-   dense grid of the whole voxel space (~370 MB for KITTI), which may set every model's
-   peak. A model that runs out of memory or time is reported as not fitting, with the
-   reason;
+   over a warmed-up pass is the peak memory; on CUDA ``max_memory_allocated``. The peaks of
+   the network alone (on inputs already voxelized) and of the image branch alone are
+   measured too: on CPU mmcv's hard voxelization makes a dense grid of the whole voxel
+   space (2 x 352 MiB for KITTI), which sets every model's whole-pass peak. A model that
+   runs out of memory or time is reported as not fitting, with the reason;
 2. latency: the models that fit, all loaded in this process, one warm-up pass each, then
    ``--repeats`` rounds in which every model runs once, round-robin (the starting model
    rotates each round), so that load from other processes falls on all models alike; the
@@ -51,9 +51,9 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 from e2e_frame import FrameFiles, describe_batch, make_batch, write_frame  # noqa: E402
-from e2e_measure import (GIB, build_model, count_params, cuda_peak_memory,  # noqa: E402
-                         fusion_summary, is_out_of_memory, peak_rss, preprocess,
-                         read_status_kb, reset_peak_rss, short_reason, timed_pass)
+from e2e_measure import (GIB, build_model, count_params,  # noqa: E402
+                         follow_live_memory_in_resident_set, fusion_summary, is_out_of_memory,
+                         memory_peaks, read_status_kb, short_reason, timed_pass)
 from e2e_report import add_medians_and_ratios, write_outputs  # noqa: E402
 
 _CONFIGS = 'configs/gemini_det3d/'
@@ -90,6 +90,7 @@ def cpu_probe(job: dict) -> dict:
 
     import torch
     torch.set_num_threads(job['threads'])
+    follow_live_memory_in_resident_set()
     limit = read_status_kb('VmData') * 1024 + job['mem_cap']
     resource.setrlimit(resource.RLIMIT_DATA, (limit, resource.RLIM_INFINITY))
     try:
@@ -97,14 +98,7 @@ def cpu_probe(job: dict) -> dict:
         batch = make_batch(cfg, job['frame'], job['img_scale'])
         for _ in range(job['warmup']):
             timed_pass(model, batch, cuda=False)
-        base = reset_peak_rss()
-        preprocess(model, batch)
-        preprocess_peak = peak_rss() - base
-        base = reset_peak_rss()
-        measured = timed_pass(model, batch, cuda=False)
-        return dict(status='ok', peak_memory_mb=(peak_rss() - base) / 2**20,
-                    preprocess_peak_mb=preprocess_peak / 2**20,
-                    probe_pass_ms=1000 * measured['wall'])
+        return dict(status='ok', **memory_peaks(model, batch, cuda=False))
     except (RuntimeError, MemoryError) as error:
         return dict(status='does not fit' if is_out_of_memory(error) else 'error',
                     reason=short_reason(error))
@@ -197,9 +191,7 @@ def measure_device(device: str, keys: list, frame: FrameFiles, args) -> dict:
                     raise TimeoutError(f'one pass took {warmup["wall"]:.0f} s > the time cap '
                                        f'{args.time_cap:.0f} s')
             if cuda:
-                record['preprocess_peak_mb'] = cuda_peak_memory(model, batch,
-                                                                preprocess) / 2**20
-                record['peak_memory_mb'] = cuda_peak_memory(model, batch) / 2**20
+                record.update(memory_peaks(model, batch, cuda=True))
                 if record['peak_memory_mb'] > mem_cap_gb * 1024:
                     raise MemoryError(f'{record["peak_memory_mb"]:.0f} MB > the memory cap')
             loaded[key] = (model, batch)
@@ -236,9 +228,11 @@ def measure_device(device: str, keys: list, frame: FrameFiles, args) -> dict:
     sizes = next(iter(inputs.values()), dict(img_shape=None, padded_shape=None,
                                               points_in_model=None, voxels=None))
     name = torch.cuda.get_device_name(0) if cuda else _cpu_name()
-    memory_method = ('torch.cuda.max_memory_allocated over the allocation before the pass'
-                     if cuda else 'peak resident-set rise (VmHWM, reset after load) over a '
-                     'warmed-up pass, one forked process per model')
+    memory_method = (('torch.cuda.max_memory_allocated over the allocation before the pass'
+                      if cuda else 'peak resident-set rise (VmHWM, reset after loading) of a '
+                      'pass, one forked process per model')
+                     + f', after {args.warmup} warm-up pass(es); "image branch": backbone + '
+                     'neck on the padded image')
     return dict(settings=dict(device=device, device_name=name, threads=threads, clock=clock,
                               memory_method=memory_method, mem_cap_gb=mem_cap_gb, **sizes),
                 models=records, input_sizes=inputs)
@@ -270,7 +264,9 @@ def _progress(device, key, phase, record, seconds=None):
     if record['status'] != 'ok':
         shown += f": {record['reason']}"
     elif phase == 'memory':
-        shown += f", peak {record['peak_memory_mb']:.0f} MB"
+        shown += (f", peak {record['peak_memory_mb']:.0f} MB (network alone "
+                  f"{record['network_peak_mb']:.0f}, image branch alone "
+                  f"{record['image_branch_peak_mb']:.0f})")
     elif 'warmup_ms' in record:
         shown += f", warm-up pass {record['warmup_ms'] / 1000:.1f} s"
     took = '' if seconds is None else f'  [{seconds:.0f} s]'

@@ -15,8 +15,10 @@ import end_to_end  # noqa: E402
 
 
 def _measured(key, label, cpu, wall, memory):
+    whole, network, image = memory
     return dict(key=key, label=label, config=f'{key}.py', status='ok', params=1e6,
-                fusion='-', samples_ms=dict(cpu=cpu, wall=wall), peak_memory_mb=memory)
+                fusion='-', samples_ms=dict(cpu=cpu, wall=wall), peak_memory_mb=whole,
+                network_peak_mb=network, image_branch_peak_mb=image)
 
 
 def _table_row(text, label):
@@ -28,10 +30,12 @@ def _table_row(text, label):
 def test_medians_ratios_and_table_from_given_measurements():
     # medians differ from means and from the first sample, so a wrong statistic shows
     records = {
-        'lidaronly': _measured('lidaronly', 'LiDAR', [100., 400., 110.], [1., 2., 3.], 200.),
-        'nofusion': _measured('nofusion', 'NoFusion', [250., 200., 900.], [4., 5., 6.], 500.),
+        'lidaronly': _measured('lidaronly', 'LiDAR', [100., 400., 110.], [1., 2., 3.],
+                               (200., 20., 0.)),
+        'nofusion': _measured('nofusion', 'NoFusion', [250., 200., 900.], [4., 5., 6.],
+                              (500., 40., 30.)),
         'geminifusion': _measured('geminifusion', 'Gemini', [300., 230., 1.], [7., 9., 8.],
-                                  650.),
+                                  (650., 70., 33.)),
         'crossattn': dict(key='crossattn', label='Cross', config='c.py',
                           status='does not fit', reason='out of memory (tried 40 GiB)'),
     }
@@ -42,6 +46,11 @@ def test_medians_ratios_and_table_from_given_measurements():
                                                           nofusion=230. / 250.))
     assert gemini['ratios']['memory'] == pytest.approx(dict(lidaronly=650. / 200.,
                                                             nofusion=650. / 500.))
+    assert gemini['ratios']['network_memory'] == pytest.approx(dict(lidaronly=70. / 20.,
+                                                                    nofusion=70. / 40.))
+    # LiDAR-only has no image branch: no ratio to its 0 MB
+    assert gemini['ratios']['image_branch_memory'] == dict(lidaronly=None,
+                                                           nofusion=pytest.approx(33. / 30.))
     assert records['lidaronly']['ratios']['time'] == pytest.approx(
         dict(lidaronly=1.0, nofusion=110. / 250.))
     assert 'ratios' not in records['crossattn']
@@ -49,7 +58,8 @@ def test_medians_ratios_and_table_from_given_measurements():
     table = e2e_report.format_table(records, 'cpu', 'cpu', repeats=3)
     cells = _table_row(table, 'Gemini')
     assert cells[3:] == ['230.0', '8.0', f'{230 / 110:.2f}', f'{230 / 250:.2f}', '650',
-                         f'{650 / 200:.2f}', f'{650 / 500:.2f}', '-']
+                         f'{650 / 200:.2f}', f'{650 / 500:.2f}', '70', f'{70 / 20:.2f}',
+                         f'{70 / 40:.2f}', '33', f'{33 / 30:.2f}']
     cross = _table_row(table, 'Cross')
     assert cross[3] == 'does not fit: out of memory (tried 40 GiB)' and set(cross[4:]) == {'-'}
     assert 'CPU time' in table.splitlines()[0]  # CPU figures are labelled as such
@@ -99,7 +109,8 @@ def test_quick_run_measures_and_reports_every_requested_model(tmp_path, monkeypa
     for key in ('lidaronly', 'nofusion'):
         record = models[key]
         assert record['status'] == 'ok' and record['peak_memory_mb'] > 0
-        assert record['preprocess_peak_mb'] > 0
+        assert record['network_peak_mb'] > 0
+        assert (record['image_branch_peak_mb'] > 0) == (key == 'nofusion')
         assert len(record['samples_ms']['cpu']) == len(record['samples_ms']['wall']) == 1
         assert record['samples_ms']['cpu'][0] > 0
     median = {key: statistics.median(models[key]['samples_ms']['cpu'])
@@ -109,8 +120,14 @@ def test_quick_run_measures_and_reports_every_requested_model(tmp_path, monkeypa
         assert record['median_ms']['cpu'] == pytest.approx(median[key])
         for ref in ('lidaronly', 'nofusion'):
             assert record['ratios']['time'][ref] == pytest.approx(median[key] / median[ref])
-            assert record['ratios']['memory'][ref] == pytest.approx(
-                record['peak_memory_mb'] / models[ref]['peak_memory_mb'])
+            for ratio, field in (('memory', 'peak_memory_mb'),
+                                 ('network_memory', 'network_peak_mb'),
+                                 ('image_branch_memory', 'image_branch_peak_mb')):
+                if ref == 'lidaronly' and ratio == 'image_branch_memory':
+                    assert record['ratios'][ratio][ref] is None
+                    continue
+                assert record['ratios'][ratio][ref] == pytest.approx(
+                    record[field] / models[ref][field])
 
     text = (tmp_path / 'end_to_end_quick.md').read_text()
     for line in ('device: ', 'torch thread(s)', 'image file 1242x375', '20000 points',
@@ -119,7 +136,10 @@ def test_quick_run_measures_and_reports_every_requested_model(tmp_path, monkeypa
     nofusion_row = _table_row(text, models['nofusion']['label'])
     assert nofusion_row[5:7] == [f"{median['nofusion'] / median['lidaronly']:.2f}", '1.00']
     assert nofusion_row[7] == f"{models['nofusion']['peak_memory_mb']:.0f}"
-    assert nofusion_row[10] == f"{models['nofusion']['preprocess_peak_mb']:.0f}"
+    assert nofusion_row[10] == f"{models['nofusion']['network_peak_mb']:.0f}"
+    assert nofusion_row[11:] == [
+        f"{models['nofusion']['network_peak_mb'] / models['lidaronly']['network_peak_mb']:.2f}",
+        '1.00', f"{models['nofusion']['image_branch_peak_mb']:.0f}", '1.00']
     assert 'does not fit: out of memory' in _table_row(text, models['crossattn']['label'])[3]
     assert 'not measured' in text  # no GeminiFusion: the target is not claimed
     png = (tmp_path / 'end_to_end_quick.png').read_bytes()
