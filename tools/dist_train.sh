@@ -31,5 +31,19 @@ else
   RENDEZVOUS=(--nnodes="$NNODES" --node_rank="${NODE_RANK:-0}"
               --master_addr="${MASTER_ADDR:-127.0.0.1}" --master_port="${PORT:-29500}")
 fi
-exec "$PY" -m torch.distributed.run "${RENDEZVOUS[@]}" --nproc_per_node="$NPROC" \
+# torchrun, minus its launcher traceback when a process fails: the processes have said
+# what went wrong (train.py: one "error: ..." line); exit with the first failure's code
+LAUNCH='
+import sys
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.distributed.run import main
+try:
+    main(sys.argv[1:])
+except ChildFailedError as exc:
+    rank, failure = exc.get_first_failure()
+    print(f"error: training process of rank {rank} failed (exit code {failure.exitcode})",
+          file=sys.stderr)
+    sys.exit(failure.exitcode if failure.exitcode > 0 else 1)
+'
+exec "$PY" -c "$LAUNCH" "${RENDEZVOUS[@]}" --nproc_per_node="$NPROC" \
   "$REPO/tools/train.py" "$CONFIG" --launcher pytorch "$@"
