@@ -96,18 +96,12 @@ def main(argv=None):
         require_display()  # before any slow loading
     bev_range = args.bev_range
     if args.config:
-        from gemini_det3d.utils.checkpoint_check import check_checkpoint_fits, read_checkpoint
         from gemini_det3d.utils.config import load_config
         from gemini_det3d.visualization.dataset_frame_source import DatasetFrames, bev_range_of
         cfg = load_config(args.config, args.cfg_options)
         bev_range = bev_range or bev_range_of(cfg)
-        checkpoint = read_checkpoint(args.checkpoint) if args.checkpoint else None
         frames = DatasetFrames(cfg, args.split, results=args.results, checkpoint=args.checkpoint,
                                num=args.num, score_thr=args.score_thr, device=args.device)
-        if frames.predictor is not None:  # mmdet3d's init_model only warns about other weights
-            check_checkpoint_fits(frames.predictor.model, checkpoint, args.checkpoint,
-                                  args.config)
-        del checkpoint
     else:
         frames = _RawFrames(args)
     writer = FramePictureWriter(args.renderer, bev_range=bev_range, color_by=args.color_by)

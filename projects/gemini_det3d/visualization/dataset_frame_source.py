@@ -71,11 +71,9 @@ class CheckpointPredictor:
     """Runs a checkpoint on dataset samples (test pipeline) and returns LiDAR boxes."""
 
     def __init__(self, cfg, checkpoint, device='cpu'):
-        import os.path as osp
-        from mmdet3d.apis import init_model
-        if not osp.isfile(checkpoint):
-            raise GeminiInputError(f'{checkpoint}: checkpoint file not found')
-        self.model = init_model(cfg, checkpoint, device=device)
+        # weights of another model are an error here (mmdet3d's init_model only warns)
+        from ..apis.inference import init_checked_model
+        self.model = init_checked_model(cfg, checkpoint, device=device)
 
     def __call__(self, sample: dict):
         import torch
