@@ -109,7 +109,9 @@ eval_pipeline = [
 train_dataloader = dict(
     batch_size=2,
     num_workers=2,
-    persistent_workers=True,
+    # fresh workers each epoch, seeded from (seed, epoch) by EpochSeedHook: a resumed run
+    # replays its augmentations exactly (persistent workers' generators run on across epochs)
+    persistent_workers=False,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(
         type='RepeatDataset',

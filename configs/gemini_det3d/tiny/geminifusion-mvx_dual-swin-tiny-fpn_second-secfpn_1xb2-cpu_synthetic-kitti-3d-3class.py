@@ -66,7 +66,7 @@ test_pipeline = [
     dict(type='Pack3DDetInputs', keys=['points', 'img'], meta_keys={{_base_.meta_keys}}),
 ]
 train_dataloader = dict(
-    batch_size=2, num_workers=1, persistent_workers=True,
+    batch_size=2, num_workers=1, persistent_workers=False,  # exact resume (EpochSeedHook)
     dataset=dict(times=1, dataset=dict(data_root=data_root, pipeline=train_pipeline)))
 val_dataloader = dict(num_workers=1, dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
