@@ -25,7 +25,7 @@ def add_medians_and_ratios(records: dict, clock: str) -> None:
     image branch alone (``image_branch_memory``).
 
     ``ratios = {'time': {reference: x}, 'memory': {...}, ...}``; a ratio is None where the
-    model or the reference was not measured (or the reference's figure is 0).
+    model or the reference was not measured, or either figure is 0 (no image branch).
     """
     for record in records.values():
         if record['status'] == 'ok':
@@ -42,8 +42,10 @@ def add_medians_and_ratios(records: dict, clock: str) -> None:
             record['ratios']['time'][reference] = (
                 record['median_ms'][clock] / ref['median_ms'][clock] if ok else None)
             for ratio, (field, _) in MEMORY_RATIOS.items():
+                # 0 MB: no image branch, nothing to compare
+                measured = ok and ref[field] > 0 and record[field] > 0
                 record['ratios'][ratio][reference] = (
-                    record[field] / ref[field] if ok and ref[field] > 0 else None)
+                    record[field] / ref[field] if measured else None)
 
 
 def target_line(records: dict, device: str) -> str:

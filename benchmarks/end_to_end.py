@@ -200,6 +200,7 @@ def measure_device(device: str, keys: list, frame: FrameFiles, args) -> dict:
             _fail(record, error)
             if isinstance(error, TimeoutError):
                 record['status'], record['reason'] = 'does not fit', str(error)
+            model = batch = None  # let the model that did not fit go before the next
             if cuda:
                 torch.cuda.empty_cache()
         _progress(device, key, 'warm-up', record)

@@ -54,6 +54,7 @@ def test_medians_ratios_and_table_from_given_measurements():
     assert records['lidaronly']['ratios']['time'] == pytest.approx(
         dict(lidaronly=1.0, nofusion=110. / 250.))
     assert 'ratios' not in records['crossattn']
+    assert records['lidaronly']['ratios']['image_branch_memory']['nofusion'] is None
 
     table = e2e_report.format_table(records, 'cpu', 'cpu', repeats=3)
     cells = _table_row(table, 'Gemini')
@@ -113,6 +114,8 @@ def test_quick_run_measures_and_reports_every_requested_model(tmp_path, monkeypa
         assert (record['image_branch_peak_mb'] > 0) == (key == 'nofusion')
         assert len(record['samples_ms']['cpu']) == len(record['samples_ms']['wall']) == 1
         assert record['samples_ms']['cpu'][0] > 0
+    assert models['lidaronly']['ratios']['image_branch_memory'] == dict(lidaronly=None,
+                                                                        nofusion=None)
     median = {key: statistics.median(models[key]['samples_ms']['cpu'])
               for key in ('lidaronly', 'nofusion')}
     for key in ('lidaronly', 'nofusion'):
@@ -123,9 +126,8 @@ def test_quick_run_measures_and_reports_every_requested_model(tmp_path, monkeypa
             for ratio, field in (('memory', 'peak_memory_mb'),
                                  ('network_memory', 'network_peak_mb'),
                                  ('image_branch_memory', 'image_branch_peak_mb')):
-                if ref == 'lidaronly' and ratio == 'image_branch_memory':
-                    assert record['ratios'][ratio][ref] is None
-                    continue
+                if 'lidaronly' in (key, ref) and ratio == 'image_branch_memory':
+                    continue  # no image branch: checked above
                 assert record['ratios'][ratio][ref] == pytest.approx(
                     record[field] / models[ref][field])
 
