@@ -155,9 +155,10 @@ def test_bin_with_nan_point(tmp_path):
 def test_bin_missing_or_empty(tmp_path):
     missing = tmp_path / 'none.bin'
     _expect_error(lambda: kitti_io.read_velodyne(missing), missing, 'not found')
-    empty = tmp_path / 'empty.bin'
+    empty = tmp_path / 'empty.bin'  # a scan without points is valid: an empty prediction
     empty.write_bytes(b'')
-    _expect_error(lambda: kitti_io.read_velodyne(empty), empty, 'empty')
+    points = kitti_io.read_velodyne(empty)
+    assert points.shape == (0, 4) and points.dtype == np.float32
 
 
 def _edit_calib(path, edit):
@@ -257,3 +258,30 @@ def test_imageset_bad_id(tmp_path):
     path = tmp_path / 'train.txt'
     path.write_text('000001\n12a\n')
     _expect_error(lambda: kitti_io.read_imageset(path), path, 'line 2', 'not a 6-digit frame id')
+
+
+def test_cli_reports_an_input_error_from_a_data_loader_worker_in_one_line(tmp_path, capsys):
+    """torch re-raises a worker's KittiFormatError as a RuntimeError carrying the worker's
+    traceback; the tools still print one line and exit 2. Other errors propagate."""
+    import pytest
+    import torch
+    from torch.utils.data import DataLoader
+
+    from gemini_det3d.utils.cli import run_cli
+
+    class Scans(torch.utils.data.Dataset):
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, i):
+            return kitti_io.read_velodyne(tmp_path / 'broken.bin')
+
+    (tmp_path / 'broken.bin').write_bytes(b'12345')
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(lambda argv: list(DataLoader(Scans(), num_workers=1)))
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith('error: ')
+    assert 'broken.bin' in err and 'multiple of 16' in err and 'Traceback' not in err
+    with pytest.raises(RuntimeError, match='not an input error'):
+        run_cli(lambda argv: (_ for _ in ()).throw(RuntimeError('not an input error')))

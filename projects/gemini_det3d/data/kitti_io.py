@@ -121,14 +121,13 @@ def read_velodyne(path: PathLike) -> np.ndarray:
     """Read a KITTI velodyne scan.
 
     Returns:
-        float32 array (N, 4): x, y, z (metres, LiDAR frame), reflectance.
+        float32 array (N, 4): x, y, z (metres, LiDAR frame), reflectance. A 0-byte file is a
+        valid scan without points (N = 0): the detector predicts nothing for it.
     """
     path = Path(path)
     if not path.is_file():
         raise KittiFormatError(path, 'velodyne file not found')
     size = path.stat().st_size
-    if size == 0:
-        raise KittiFormatError(path, 'velodyne file is empty (0 points)')
     if size % 16:
         raise KittiFormatError(
             path, f'size {size} bytes is not a multiple of 16 (4 float32 per point): '
