@@ -1,7 +1,7 @@
 """The one frame the end-to-end benchmark feeds every model, through each config's own pipeline.
 
 A synthetic KITTI frame (:func:`gemini_det3d.data.generate_frame`: a 64-beam, 360-degree
-scan of ~120k points and camera 2's 1242 x 375 image of the same scene) is written as KITTI
+scan, ~108k points, and camera 2's 1242 x 375 image of the same scene) is written as KITTI
 files (velodyne .bin, image_2 .png) so that each config's ``test_pipeline`` loads it exactly
 as it loads a real KITTI frame: file loading, ``LiDARToDepthImage``, ``Resize``,
 ``PointsRangeFilter``, ``StackDepthImage`` and ``Pack3DDetInputs``. Only the resize target

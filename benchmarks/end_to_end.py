@@ -1,7 +1,7 @@
 """End-to-end cost per frame: inference latency and peak memory of whole detectors, one run.
 
     python benchmarks/end_to_end.py [--quick] [--models KEY ...] [--device auto|cpu|cuda]
-        [--repeats 5] [--threads 1] [--points 0] [--out benchmarks/results]
+        [--repeats 5] [--warmup 1] [--threads 1] [--points 0] [--out benchmarks/results]
 
 Models (``--models``, default the first six; configs under ``configs/gemini_det3d/``):
 LiDAR-only SECOND, the RGB-only image stream (MVX-Net with a single-stream Swin-T), and the
@@ -9,8 +9,9 @@ two-stream Swin-T with NoFusion, GeminiFusion, TokenFusion and cross-attention; 
 ``concat``, ``add`` and ``pointgemini``. The two references of the ratios, LiDAR-only and
 NoFusion, are always measured.
 
-All of them see the same input: one synthetic KITTI frame (a full 64-beam scan of ~120k
-points and a 1242 x 375 image; see ``e2e_frame.py``) run through each config's own test
+All of them see the same input: one synthetic KITTI frame (a full 360-degree 64-beam scan,
+108k points for the default seed, and a 1242 x 375 image; see ``e2e_frame.py``) run
+through each config's own test
 pipeline (image resized to the config's 1280 x 384 with kept ratio, i.e. 1272 x 384, then
 padded to 1280 x 384), batch 1, fp32, random weights (nothing is downloaded), eval mode,
 ``torch.no_grad()``. One pass is ``model.test_step`` (voxelization, both branches, head and
