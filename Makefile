@@ -1,7 +1,7 @@
 # gemini_det3d: every target sets the machine up first (idempotent; seconds when already done).
 PY := .venv/bin/python
 
-.PHONY: setup test test-fast demo bench
+.PHONY: setup test test-fast demo bench bench-e2e
 
 # The README's main job: synthetic KITTI -> create_data -> train tiny GeminiFusion -> KITTI AP -> PNGs
 demo: setup
@@ -20,3 +20,7 @@ test-fast: setup
 bench: setup
 	$(PY) benchmarks/fusion_complexity.py --quick
 	$(PY) benchmarks/projection.py
+
+# whole detectors at KITTI input size: per-frame latency and peak memory, ratios (about 30 min on CPU)
+bench-e2e: setup
+	$(PY) benchmarks/end_to_end.py
