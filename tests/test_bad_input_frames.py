@@ -333,8 +333,6 @@ def test_test_tool_writes_an_empty_label_file_for_a_test_frame_without_points(
     assert (submission / '000000.txt').read_text() == ''
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason='apis/inference.py reads the scan with '
-                   'kitti_io.read_velodyne, which refuses a 0-byte file: see the C2 report')
 def test_infer_writes_no_labels_for_a_frame_without_points(empty_frame_set, tiny_checkpoint,
                                                            tmp_path):
     root, out = empty_frame_set, tmp_path / 'pred.txt'
