@@ -56,6 +56,7 @@ from e2e_measure import (GIB, build_model, count_params,  # noqa: E402
                          follow_live_memory_in_resident_set, fusion_summary, is_out_of_memory,
                          memory_peaks, read_status_kb, short_reason, timed_pass)
 from e2e_report import add_medians_and_ratios, write_outputs  # noqa: E402
+from machine import cpu_name  # noqa: E402
 
 _CONFIGS = 'configs/gemini_det3d/'
 _ABLATIONS = _CONFIGS + 'ablations/'
@@ -229,7 +230,7 @@ def measure_device(device: str, keys: list, frame: FrameFiles, args) -> dict:
     add_medians_and_ratios(records, clock)
     sizes = next(iter(inputs.values()), dict(img_shape=None, padded_shape=None,
                                               points_in_model=None, voxels=None))
-    name = torch.cuda.get_device_name(0) if cuda else _cpu_name()
+    name = torch.cuda.get_device_name(0) if cuda else cpu_name()
     memory_method = (('torch.cuda.max_memory_allocated over the allocation before the pass'
                       if cuda else 'peak resident-set rise (VmHWM, reset after loading) of a '
                       'pass, one forked process per model')
@@ -274,16 +275,6 @@ def _progress(device, key, phase, record, seconds=None):
     took = '' if seconds is None else f'  [{seconds:.0f} s]'
     print(f'[{device}] {phase:8s} {key:13s} {shown}{took}', flush=True)
 
-
-def _cpu_name() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 # --- command line -----------------------------------------------------------------------------

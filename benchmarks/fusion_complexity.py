@@ -220,13 +220,8 @@ def swin_block_params(channels):
 
 def machine_line(args):
     import torch
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(line.split(':', 1)[1].strip() for line in f if 'model name' in line)
-    except (OSError, StopIteration):
-        pass
-    device = torch.cuda.get_device_name(0) if args.device == 'cuda' else cpu
+    from machine import cpu_name
+    device = torch.cuda.get_device_name(0) if args.device == 'cuda' else cpu_name()
     return (f'machine: {device}; {os.cpu_count()} cores, torch {torch.__version__}, '
             f'{args.threads or torch.get_num_threads()} torch thread(s), '
             f'python {platform.python_version()}; '

@@ -26,6 +26,8 @@ from gemini_det3d.datasets.transforms.depth_grid import (  # noqa: E402
     point_channel_values, project_lidar_to_depth_grid, project_points_to_image,
     rasterize_nearest)
 
+from machine import cpu_name  # noqa: E402
+
 IMAGE_HW = (375, 1242)
 # KITTI frame 000000's calibration (camera 2), rounded.
 P2 = np.array([[721.5377, 0.0, 609.5593, 44.85728], [0.0, 721.5377, 172.854, 0.2163791],
@@ -85,16 +87,6 @@ def timed_ms(fn, repeats: int):
         times.append(time.perf_counter() - start)
     return 1000.0 * float(np.median(times)), 1000.0 * float(np.min(times))
 
-
-def cpu_name() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown CPU'
 
 
 def main():

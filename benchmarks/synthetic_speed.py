@@ -29,16 +29,8 @@ from gemini_det3d.data.synthetic_calib import sample_kitti_calib  # noqa: E402
 from gemini_det3d.data.synthetic_kitti import make_synthetic_kitti  # noqa: E402
 from gemini_det3d.data.synthetic_labels import label_objects  # noqa: E402
 from gemini_det3d.data.synthetic_scene import sample_scene  # noqa: E402
+from machine import cpu_name  # noqa: E402
 
-
-def _cpu_name():
-    try:
-        for line in open('/proc/cpuinfo'):
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or 'unknown CPU'
 
 
 def stage_times(frames: int, seed: int) -> dict:
@@ -82,7 +74,7 @@ def main():
     args = parser.parse_args()
 
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else []
-    print(f'machine: {platform.platform()}, {_cpu_name()}, {len(cpus) or os.cpu_count()} CPUs '
+    print(f'machine: {platform.platform()}, {cpu_name()}, {len(cpus) or os.cpu_count()} CPUs '
           f'available; python {platform.python_version()}, numpy {np.__version__}')
     print(f'settings: {args.frames} training frames (64 x 2000 LiDAR rays, 1242x375 image), '
           f'seed {args.seed}, BLAS/OpenMP threads 1')

@@ -204,16 +204,16 @@ def test_a_lidar_only_config_rejects_the_fused_checkpoint(trained):
     from mmdet3d.registry import MODELS
     from mmdet3d.utils import register_all_modules
     from gemini_det3d.utils.checkpoint_check import (CheckpointMismatchError,
-                                                     check_checkpoint_file_fits)
+                                                     check_checkpoint_fits, read_checkpoint)
     register_all_modules(init_default_scope=True)
     lidar_config, lidar_ckpt = trained['lidar']
     model = MODELS.build(load(lidar_config).model)
-    check_checkpoint_file_fits(model, lidar_ckpt)  # its own: fine
+    check_checkpoint_fits(model, read_checkpoint(lidar_ckpt), lidar_ckpt)  # its own: fine
     extra = [k for k in _state_dict_of(trained['gemini'][1]) if k not in model.state_dict()]
     assert any(k.startswith('img_backbone.') for k in extra)
     with pytest.raises(CheckpointMismatchError, match=rf'[:;] {len(extra)} not in the model: '
                        rf'{re.escape(", ".join(extra[:3]))}, \.\.\. \({len(extra) - 3} more\);'):
-        check_checkpoint_file_fits(model, trained['gemini'][1])
+        check_checkpoint_fits(model, read_checkpoint(trained['gemini'][1]), trained['gemini'][1])
 
 
 def test_a_file_that_is_not_a_checkpoint(converted_synthetic_kitti, tmp_path):

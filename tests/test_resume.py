@@ -170,9 +170,9 @@ def test_worker_augmentations_change_every_epoch_and_replay_on_resume():
 
 # ---------------------------------------------------------------- atomic checkpoint writes
 _WRITER = r'''
-import importlib.util, sys, torch
-spec = importlib.util.spec_from_file_location('atomic_file_backend', sys.argv[1])
-spec.loader.exec_module(importlib.util.module_from_spec(spec))  # registers 'atomic_local'
+import sys, torch
+sys.path.insert(0, sys.argv[1])
+import gemini_det3d.engine.atomic_file_backend  # registers 'atomic_local'
 from mmengine.runner.checkpoint import save_checkpoint
 numel, version = int(sys.argv[3]), 0
 while True:  # rewrite the same checkpoint, each time a new version
@@ -181,7 +181,7 @@ while True:  # rewrite the same checkpoint, each time a new version
                     sys.argv[2], backend_args=dict(backend='atomic_local'))
     print('saved', version, flush=True)
 '''
-_BACKEND_FILE = osp.join(REPO, 'projects', 'gemini_det3d', 'engine', 'atomic_file_backend.py')
+_PROJECTS = osp.join(REPO, 'projects')
 
 
 def _file_sizes(directory):
@@ -199,7 +199,7 @@ def test_checkpoint_write_killed_midway_leaves_previous_checkpoint_loadable(tmp_
     name is still a whole checkpoint, and the leftover temporary file is cleaned up."""
     from gemini_det3d.engine import remove_stale_temp_files
     path, numel = tmp_path / 'epoch_1.pth', 16 * 2**20
-    proc = subprocess.Popen([sys.executable, '-c', _WRITER, _BACKEND_FILE, str(path), str(numel)],
+    proc = subprocess.Popen([sys.executable, '-c', _WRITER, _PROJECTS, str(path), str(numel)],
                             stdout=subprocess.PIPE, text=True)
     try:
         for line in proc.stdout:  # (mmengine logs to stdout too)

@@ -27,6 +27,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..utils.atomic_write import atomic_write_bytes
 from .errors import KittiFormatError
 
 PathLike = Union[str, os.PathLike]
@@ -67,14 +68,9 @@ def frame_name(frame_id: Union[int, str]) -> str:
 
 
 def _atomic_write(path: PathLike, data: bytes) -> Path:
-    """Write ``data`` to a temporary name beside ``path`` and rename it: never half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp{os.getpid()}')
-    with open(tmp, 'wb') as f:
-        f.write(data)
-    os.replace(tmp, path)
-    return path
+    """Write ``data`` so that ``path`` is never half a file (see :mod:`..utils.atomic_write`)."""
+    atomic_write_bytes(data, path)
+    return Path(path)
 
 
 def _read_text_lines(path: PathLike, what: str) -> List[str]:

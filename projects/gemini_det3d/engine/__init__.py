@@ -1,5 +1,6 @@
 from .atomic_checkpoint_hook import AtomicCheckpointHook
-from .atomic_file_backend import AtomicLocalBackend, atomic_write_bytes, remove_stale_temp_files
+from ..utils.atomic_write import atomic_write_bytes, remove_stale_temp_files
+from .atomic_file_backend import AtomicLocalBackend
 from .epoch_seed_hook import EpochSeedHook, derive_seed, epoch_worker_init_fn
 from .non_finite_loss_guard import NonFiniteLossError, NonFiniteLossGuardHook
 

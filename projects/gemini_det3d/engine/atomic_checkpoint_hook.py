@@ -18,7 +18,8 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 
 from mmdet3d.registry import HOOKS
-from .atomic_file_backend import atomic_write_bytes, remove_stale_temp_files
+from ..utils.atomic_write import atomic_write_bytes, remove_stale_temp_files
+from . import atomic_file_backend  # noqa: F401  (registers the 'atomic_local' backend)
 
 ATOMIC_BACKEND_ARGS = dict(backend='atomic_local')
 

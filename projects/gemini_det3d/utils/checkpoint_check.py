@@ -90,9 +90,3 @@ def check_checkpoint_fits(model, checkpoint: dict, path: str, config: str = '') 
         f'{path}: weights of another model, they do not fit {target} '
         f'({len(ours)} tensors): ' + '; '.join(parts))
 
-
-def check_checkpoint_file_fits(model, path: str, config: str = '') -> dict:
-    """:func:`read_checkpoint` + :func:`check_checkpoint_fits`; returns the checkpoint."""
-    checkpoint = read_checkpoint(path)
-    check_checkpoint_fits(model, checkpoint, path, config)
-    return checkpoint

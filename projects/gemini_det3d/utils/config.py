@@ -5,8 +5,8 @@ import os.path as osp
 from ..errors import GeminiInputError
 
 
-def load_config(path, cfg_options=None, check_model=True):
-    """``mmengine.Config.fromfile`` plus ``--cfg-options``, then (``check_model``) the model's
+def load_config(path, cfg_options=None):
+    """``mmengine.Config.fromfile`` plus ``--cfg-options``, then the model's
     consistency checks; a missing, broken or inconsistent config is one ``GeminiInputError``."""
     from mmengine.config import Config
     if not osp.isfile(path):
@@ -17,7 +17,6 @@ def load_config(path, cfg_options=None, check_model=True):
         raise GeminiInputError(f'{path}: cannot load config: {exc}'.splitlines()[0]) from exc
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    if check_model:
-        from .model_config_check import check_model_config
-        check_model_config(cfg, path)
+    from .model_config_check import check_model_config
+    check_model_config(cfg, path)
     return cfg
