@@ -31,6 +31,9 @@ def _train_step_and_predict(cfg, train_batch, val_batch):
     total = sum(v.sum() if torch.is_tensor(v) else sum(x.sum() for x in v)
                 for k, v in losses.items() if 'loss' in k)
     assert torch.isfinite(total), losses
+    fusion = (cfg.model.get('img_backbone') or {}).get('fusion_cfg') or {}
+    # the fusion's own loss (TokenFusion's L1 on its scores) reaches the optimiser
+    assert ('loss_token_l1' in losses) == (fusion.get('type') == 'TokenFusion'), sorted(losses)
     total.backward()
     trained = [n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0]
     assert any(n.startswith('pts_middle_encoder') for n in trained)

@@ -191,6 +191,28 @@ def test_token_fusion_default_threshold_and_score_gradients():
     assert module.lidar_scorer.net[1].weight.grad.abs().sum() > 0
 
 
+def test_token_fusion_hands_over_the_authors_l1_loss_once():
+    module = _randomise(TokenFusion(16), std=0.3).train()
+    x_rgb, x_lidar = _streams(2, 12, 16)
+    module(x_rgb, x_lidar)
+    score_rgb, score_lidar = module.last_scores
+    losses = module.pop_auxiliary_losses()
+    # lamda * sum |s| over both streams, every token and the whole batch (yikaiw/TokenFusion)
+    torch.testing.assert_close(losses['loss_token_l1'],
+                               1e-4 * (score_rgb.abs().sum() + score_lidar.abs().sum()))
+    assert module.pop_auxiliary_losses() == {}, 'a popped loss must not be handed over twice'
+    losses['loss_token_l1'].backward()
+    assert module.rgb_scorer.net[1].weight.grad.abs().sum() > 0
+    assert module.lidar_scorer.net[1].weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        module.eval()(x_rgb, x_lidar)
+    assert module.pop_auxiliary_losses() == {}, 'no training loss from an eval forward'
+    switched_off = TokenFusion(16, l1_weight=0.0).train()
+    switched_off(x_rgb, x_lidar)
+    assert switched_off.pop_auxiliary_losses() == {}
+    assert GeminiFusion(16).train().pop_auxiliary_losses() == {}
+
+
 def test_cross_attention_matches_multihead_attention_formula():
     channels, heads = 16, 4
     module = _randomise(CrossAttentionFusion(channels, num_heads=heads))

@@ -19,7 +19,7 @@ the default merge here is the mean (``'mean'``), with ``'learned'`` (softmax-wei
 starting as the mean), ``'sum'`` and ``'concat'`` (2 C_i channels) as alternatives.
 """
 import logging
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.models.backbones.swin import SwinTransformer
@@ -195,6 +195,16 @@ class DualSwinTransformer(BaseModule):
                 x_lidar, _ = lidar_stage.downsample(x_lidar, hw_shape)
                 hw_shape = next_hw_shape
         return tuple(outs)
+
+    def pop_auxiliary_losses(self) -> Dict[str, Tensor]:
+        """The fusion modules' own losses of the last training forward, summed per name over
+        the fused layers (TokenFusion: ``loss_token_l1``); ``{}`` for most fusions."""
+        losses: Dict[str, Tensor] = {}
+        for stage_fusions in self.fusions:
+            for fusion in stage_fusions:
+                for name, value in fusion.pop_auxiliary_losses().items():
+                    losses[name] = losses[name] + value if name in losses else value
+        return losses
 
     def init_weights(self) -> None:
         """From scratch (mmdet's Swin init) or from a single-stream Swin checkpoint."""

@@ -22,6 +22,10 @@ So empty samples leave the batch before the model sees it:
   and zero LiDAR features would teach the head to put boxes where nothing was measured.
   A batch of only empty samples gives zero losses that still reach every trainable parameter,
   so the step, the logs and DDP's gradient reduction go on as usual.
+
+It also adds the image backbone's own losses (``pop_auxiliary_losses``, e.g. TokenFusion's
+L1 sparsity loss on its token scores) to the head's: mmdet3d's MVX detector only knows the
+head's.
 """
 from typing import Dict, List
 
@@ -60,6 +64,15 @@ class EmptyScanSafeMVXFasterRCNN(MVXFasterRCNN):
 
     def loss(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample],
              **kwargs) -> Dict[str, Tensor]:
+        losses = self._head_loss(batch_inputs_dict, batch_data_samples, **kwargs)
+        pop_backbone_losses = getattr(getattr(self, 'img_backbone', None),
+                                      'pop_auxiliary_losses', None)
+        if pop_backbone_losses is not None:
+            losses.update(pop_backbone_losses())
+        return losses
+
+    def _head_loss(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample],
+                   **kwargs) -> Dict[str, Tensor]:
         keep = self._samples_with_points(batch_inputs_dict, len(batch_data_samples))
         if len(keep) == len(batch_data_samples):
             return super().loss(batch_inputs_dict, batch_data_samples, **kwargs)

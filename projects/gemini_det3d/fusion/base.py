@@ -5,9 +5,11 @@ A fusion module receives the tokens of one stage of the two streams,
 ``hw_shape = (H, W)``, and returns ``(y_rgb, y_lidar)`` of the same shapes. So an
 ablation swaps one ``type=`` in the backbone's ``fusion_cfg`` and nothing else.
 Every module takes ``embed_dims`` (C) as its first argument: the backbone builds one
-module per fused layer with that layer's channel count.
+module per fused layer with that layer's channel count. A module whose method has a
+training loss of its own (TokenFusion's L1 on its scores) hands it over through
+:meth:`BaseFusion.pop_auxiliary_losses`; the detector adds it to the head's losses.
 """
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from mmengine.model import BaseModule
 from torch import Tensor
@@ -49,3 +51,11 @@ class BaseFusion(BaseModule):
         if hw_shape is not None and hw_shape[0] * hw_shape[1] != x_rgb.shape[1]:
             raise FusionInputError(
                 f'{name}: hw_shape {tuple(hw_shape)} does not match N={x_rgb.shape[1]} tokens')
+
+    def pop_auxiliary_losses(self) -> Dict[str, Tensor]:
+        """Losses of this module's last training forward, then forgotten (none by default).
+
+        Popped, not read, so that a forward that did not run (an all-empty batch) can never
+        hand over a stale loss from an earlier iteration.
+        """
+        return {}

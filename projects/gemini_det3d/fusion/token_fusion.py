@@ -16,10 +16,13 @@ after a Swin block or stage, not on an attention branch):
   to the score is that of ``x * s`` rescaled by 1/s.
 - The projections start as the identity (weight I, bias 0), so that at the start the
   replacement is the authors' plain substitution.
-The paper's L1 sparsity loss on the scores (what drives scores under the threshold) is
-the detector's business: the last scores are kept in ``last_scores``.
+The paper's L1 sparsity loss on the scores (what drives scores under the threshold; the
+authors add ``lamda * sum |s|`` over every fused layer, both streams and the whole batch,
+lamda = 1e-4) is computed in each training forward and handed to the detector by
+:meth:`TokenFusion.pop_auxiliary_losses` as ``loss_token_l1``; the last scores are also
+kept in ``last_scores``.
 """
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -58,16 +61,19 @@ class TokenFusion(BaseFusion):
     Args:
         embed_dims (int): C.
         threshold (float): tokens scoring below it are replaced (default 0.02).
+        l1_weight (float): weight of the L1 sparsity loss on the scores (the authors'
+            ``lamda``, 1e-4); 0 turns it off.
         init_cfg (dict, optional): mmengine initialisation config.
 
     Shapes: ``forward(x_rgb [B, N, C], x_lidar [B, N, C], hw_shape)`` ->
     ``(y_rgb [B, N, C], y_lidar [B, N, C])``.
     """
 
-    def __init__(self, embed_dims: int, threshold: float = 0.02,
+    def __init__(self, embed_dims: int, threshold: float = 0.02, l1_weight: float = 1e-4,
                  init_cfg: Optional[dict] = None):
         super().__init__(embed_dims, init_cfg=init_cfg)
         self.threshold = threshold
+        self.l1_weight = l1_weight
         self.rgb_scorer = TokenScorer(embed_dims)
         self.lidar_scorer = TokenScorer(embed_dims)
         self.lidar_to_rgb = nn.Linear(embed_dims, embed_dims)
@@ -76,6 +82,7 @@ class TokenFusion(BaseFusion):
             nn.init.eye_(projection.weight)
             nn.init.zeros_(projection.bias)
         self.last_scores: Optional[Tuple[Tensor, Tensor]] = None
+        self._sparsity_loss: Optional[Tensor] = None
 
     def scores(self, x_rgb: Tensor, x_lidar: Tensor) -> Tuple[Tensor, Tensor]:
         """Per-token scores ``([B, N], [B, N])`` of the RGB and the LiDAR tokens."""
@@ -93,6 +100,14 @@ class TokenFusion(BaseFusion):
         self.check_inputs(x_rgb, x_lidar, hw_shape)
         score_rgb, score_lidar = self.scores(x_rgb, x_lidar)
         self.last_scores = (score_rgb, score_lidar)
+        if self.training and self.l1_weight > 0:
+            # scores are in (0, 1): |s| = s, summed as the authors do (not averaged)
+            self._sparsity_loss = self.l1_weight * (score_rgb.sum() + score_lidar.sum())
         y_rgb = self._substitute(x_rgb, score_rgb, self.lidar_to_rgb(x_lidar))
         y_lidar = self._substitute(x_lidar, score_lidar, self.rgb_to_lidar(x_rgb))
         return y_rgb, y_lidar
+
+    def pop_auxiliary_losses(self) -> Dict[str, Tensor]:
+        """``{'loss_token_l1': l1_weight * sum |s|}`` of the last training forward, or ``{}``."""
+        loss, self._sparsity_loss = self._sparsity_loss, None
+        return {} if loss is None else {'loss_token_l1': loss}
