@@ -23,6 +23,10 @@ CUDA tensors / when a CUDA device is present, so on GPU machines nothing changes
    numpy objects, so ``--resume`` / ``tools/test.py`` could not read the project's own
    checkpoints. Local checkpoint files are loaded with ``weights_only=False`` again (as every
    torch before 2.6 did): load only checkpoints you trust.
+5. Also a version matter: mmdet3d 1.4's ``DataBaseSampler`` (ground-truth sampling, the
+   ``ObjectSample`` transform) asks for ``np.long``, which numpy 1.24 removed (numpy 2 has it
+   again, as the C ``long``): without it every GT-sampling config fails at its first frame.
+   numpy < 2 gets the alias back, with numpy 2's meaning (``np.int_``).
 """
 import importlib
 import math
@@ -350,6 +354,17 @@ def patch_mmengine_local_checkpoint_loading() -> bool:
     return True
 
 
+# --------------------------------------------------------------------------------------------
+# 5. np.long for mmdet3d's DataBaseSampler
+# --------------------------------------------------------------------------------------------
+def patch_numpy_long_alias() -> bool:
+    """``np.long = np.int_`` where numpy lacks it (1.24 <= numpy < 2)."""
+    if 'long' in np.__dict__:
+        return False
+    np.long = np.int_
+    return True
+
+
 def apply_all() -> dict:
     """Apply every shim once; returns which ones are active (name -> bool)."""
     if not _APPLIED:
@@ -357,6 +372,7 @@ def apply_all() -> dict:
         _APPLIED['dynamic_scatter'] = patch_dynamic_scatter()
         _APPLIED['kitti_rotate_iou'] = patch_kitti_rotate_iou()
         _APPLIED['mmengine_checkpoint_loading'] = patch_mmengine_local_checkpoint_loading()
+        _APPLIED['numpy_long_alias'] = patch_numpy_long_alias()
     return dict(_APPLIED)
 
 
