@@ -123,3 +123,40 @@ def test_spconv_stream_shim_active_without_cuda():
         pytest.skip('CUDA present: spconv runs unpatched')
     from spconv.pytorch import ops
     assert ops.get_current_stream() == 0
+
+
+# ------------------------------------------------------------------ GT sampling (np.long)
+def test_gt_sampling_runs_on_numpy_without_long(converted_synthetic_kitti):
+    """mmdet3d's ObjectSample pastes ground-truth objects from the GT database (it needs
+    ``np.long``, gone from numpy 1.24 .. 1.26: restored by compat)."""
+    from mmdet3d.registry import DATASETS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet3d')
+    root = converted_synthetic_kitti
+    classes = ['Pedestrian', 'Cyclist', 'Car']
+    loading = [dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=4, use_dim=4),
+               dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True)]
+    sampler = dict(type='ObjectSample', db_sampler=dict(
+        data_root=root, info_path=root + 'kitti_dbinfos_train.pkl', rate=1.0,
+        prepare=dict(filter_by_min_points=dict(Car=1, Pedestrian=1, Cyclist=1)),
+        classes=classes, sample_groups=dict(Car=20, Pedestrian=10, Cyclist=10),
+        points_loader=dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=4, use_dim=4)))
+
+    dataset = DATASETS.build(dict(
+        type='StrictKittiDataset', data_root=root, ann_file='kitti_infos_train.pkl',
+        data_prefix=dict(pts='training/velodyne_reduced', img='training/image_2'),
+        pipeline=[], metainfo=dict(classes=classes), modality=dict(use_lidar=True)))
+
+    def frame(pipeline):
+        from mmengine.dataset import Compose
+        info = dataset.get_data_info(0)  # what Det3DDataset.prepare_data hands its pipeline
+        info.update(box_type_3d=dataset.box_type_3d, box_mode_3d=dataset.box_mode_3d)
+        return Compose(pipeline)(info)
+
+    plain, sampled = frame(loading), frame(loading + [sampler])
+    assert len(sampled['gt_labels_3d']) > len(plain['gt_labels_3d'])
+    pasted = sampled['gt_bboxes_3d'][len(plain['gt_labels_3d']):]
+    from mmdet3d.structures.ops import box_np_ops
+    inside = box_np_ops.points_in_rbbox(sampled['points'].tensor[:, :3].numpy(),
+                                        pasted.tensor.numpy())  # [N points, pasted boxes]
+    assert inside.any(axis=0).all(), 'every pasted box brings its points'
