@@ -84,12 +84,12 @@ def main(argv=None):
                  f'test_evaluator.ann_file={root}kitti_infos_val.pkl',
                  f'randomness.seed={args.seed}']
     # the evaluation is the next step (tools/test.py): no second one inside the training loop
-    data_opts_train = [f'train_cfg.val_begin={10 ** 6}']  # mmengine validates the last epoch otherwise
+    train_opts = [f'train_cfg.val_begin={10 ** 6}']  # mmengine validates the last epoch otherwise
     if args.epochs:
-        data_opts_train.append(f'train_cfg.max_epochs={args.epochs}')
+        train_opts.append(f'train_cfg.max_epochs={args.epochs}')
     train_dir = osp.join(out, 'train')
     run('train', [py, 'tools/train.py', args.config, '--work-dir', train_dir,
-                  '--cfg-options'] + data_opts + data_opts_train, timings)
+                  '--cfg-options'] + data_opts + train_opts, timings)
     ckpt = osp.join(train_dir, open(osp.join(train_dir, 'last_checkpoint')).read().strip()) \
         if osp.isfile(osp.join(train_dir, 'last_checkpoint')) else None
     results = osp.join(out, 'val_results.pkl')
