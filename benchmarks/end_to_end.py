@@ -276,7 +276,6 @@ def _progress(device, key, phase, record, seconds=None):
     print(f'[{device}] {phase:8s} {key:13s} {shown}{took}', flush=True)
 
 
-
 # --- command line -----------------------------------------------------------------------------
 
 def parse_args(argv=None):

@@ -88,7 +88,6 @@ def timed_ms(fn, repeats: int):
     return 1000.0 * float(np.median(times)), 1000.0 * float(np.min(times))
 
 
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--points', type=int, default=120000)

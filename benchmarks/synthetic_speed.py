@@ -32,7 +32,6 @@ from gemini_det3d.data.synthetic_scene import sample_scene  # noqa: E402
 from machine import cpu_name  # noqa: E402
 
 
-
 def stage_times(frames: int, seed: int) -> dict:
     """Mean seconds per frame of each stage, over ``frames`` frames."""
     totals = dict(scene=0.0, lidar=0.0, camera=0.0, labels=0.0, write=0.0)
