@@ -4,8 +4,8 @@
         [--cfg-options key=value ...]   # applied to every config: same data, same budget
 
 Each config is trained with tools/train.py and evaluated with tools/test.py (KittiMetric) in
-its own sub-folder; the table reports 3D AP40 (moderate) per class plus training minutes,
-measured in this run, and is written to WORK_DIR/ablation.md and WORK_DIR/ablation.png.
+its own sub-folder; the table reports 3D AP40 (moderate) per class plus training and test
+minutes, measured in this run, and is written to WORK_DIR/ablation.md and WORK_DIR/ablation.png.
 """
 import argparse
 import json
@@ -16,6 +16,8 @@ import sys
 import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO)
+from benchmarks.machine import cpu_name  # noqa: E402
 COLUMNS = [('Car', 'Car_3D_AP40_moderate_strict'), ('Pedestrian', 'Pedestrian_3D_AP40_moderate_strict'),
            ('Cyclist', 'Cyclist_3D_AP40_moderate_strict'), ('Car BEV', 'Car_BEV_AP40_moderate_strict')]
 
@@ -32,26 +34,31 @@ def _metric(metrics, suffix):
 def run_one(config, work_dir, cfg_options):
     train_dir, test_dir = osp.join(work_dir, 'train'), osp.join(work_dir, 'test')
     opts = ['--cfg-options'] + cfg_options if cfg_options else []
+    # tools/test.py evaluates each model below; validating inside the training loop as well
+    # (mmengine does at the last epoch) would only add minutes to the training column
+    train_opts = ['--cfg-options', f'train_cfg.val_begin={10 ** 6}'] + cfg_options
     start = time.time()
-    subprocess.run([sys.executable, 'tools/train.py', config, '--work-dir', train_dir] + opts,
+    subprocess.run([sys.executable, 'tools/train.py', config, '--work-dir', train_dir] + train_opts,
                    cwd=REPO, check=True)
     train_minutes = (time.time() - start) / 60
     ckpt = open(osp.join(train_dir, 'last_checkpoint')).read().strip()
+    start = time.time()
     subprocess.run([sys.executable, 'tools/test.py', config, ckpt, '--work-dir', test_dir] + opts,
                    cwd=REPO, check=True)
+    test_minutes = (time.time() - start) / 60
     with open(osp.join(test_dir, 'metrics.json')) as f:
         metrics = json.load(f)
-    return dict(config=config, train_minutes=round(train_minutes, 2),
+    return dict(config=config, train_minutes=round(train_minutes, 2), test_minutes=round(test_minutes, 2),
                 **{col: round(_metric(metrics, key), 2) for col, key in COLUMNS})
 
 
 def write_report(rows, work_dir, settings):
     header = '| config | ' + ' | '.join(f'{c} 3D AP40 mod.' if 'BEV' not in c else f'{c} AP40 mod.'
-                                         for c, _ in COLUMNS) + ' | train min |'
-    lines = [f'Settings: {settings}', '', header, '|' + ' --- |' * (len(COLUMNS) + 2)]
+                                         for c, _ in COLUMNS) + ' | train min | test min |'
+    lines = [f'Settings: {settings}', '', header, '|' + ' --- |' * (len(COLUMNS) + 3)]
     for r in rows:
         lines.append(f"| {_name(r['config'])} | " + ' | '.join(f'{r[c]:.2f}' for c, _ in COLUMNS)
-                     + f" | {r['train_minutes']:.1f} |")
+                     + f" | {r['train_minutes']:.1f} | {r['test_minutes']:.1f} |")
     md = '\n'.join(lines) + '\n'
     with open(osp.join(work_dir, 'ablation.md'), 'w') as f:
         f.write(md)
@@ -85,11 +92,14 @@ def main(argv=None):
     for c in args.configs:
         if not osp.isfile(osp.join(REPO, c)) and not osp.isfile(c):
             sys.exit(f'error: {c}: config file not found')
+    threads = os.environ.get('OMP_NUM_THREADS', 'torch default')
+    settings = (f"{' '.join(args.cfg_options) or 'config defaults'}; run one after another on "
+                f'{cpu_name()}, {os.cpu_count()} cores, OMP_NUM_THREADS={threads}')
     rows = []
     for c in args.configs:
         print(f'\n##### ablation: {c}', flush=True)
         rows.append(run_one(c, osp.join(args.work_dir, _name(c)), args.cfg_options))
-        md = write_report(rows, args.work_dir, ' '.join(args.cfg_options) or 'config defaults')
+        md = write_report(rows, args.work_dir, settings)
     print('\n' + md)
     print(f'table: {osp.join(args.work_dir, "ablation.md")}  chart: {osp.join(args.work_dir, "ablation.png")}')
 

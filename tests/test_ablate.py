@@ -1,0 +1,69 @@
+"""tools/ablate.py: each config is trained then tested with the same overrides, the table
+carries each config's own metrics and measured minutes, and the chart is written."""
+import json
+import os
+import os.path as osp
+import sys
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.join(REPO, 'tools'))
+
+import ablate  # noqa: E402
+
+
+def _fake_tools(calls, car_ap):
+    """A stand-in for subprocess.run: train writes last_checkpoint, test writes metrics.json
+    whose Car AP is ``car_ap[config]``."""
+    def run(cmd, cwd, check):
+        calls.append(cmd)
+        tool, config = osp.basename(cmd[1]), cmd[2]
+        work_dir = cmd[cmd.index('--work-dir') + 1]
+        os.makedirs(work_dir, exist_ok=True)
+        if tool == 'train.py':
+            with open(osp.join(work_dir, 'last_checkpoint'), 'w') as f:
+                f.write(osp.join(work_dir, 'epoch_10.pth'))
+        else:
+            assert cmd[3].endswith('epoch_10.pth')
+            metrics = {
+                'Kitti metric/Car_3D_AP40_moderate_strict': car_ap[config],
+                'Kitti metric/Car_3D_AP40_easy_strict': 99.0,  # must not be picked
+                'Kitti metric/Pedestrian_3D_AP40_moderate_strict': 20.0,
+                'Kitti metric/Cyclist_3D_AP40_moderate_strict': 10.0,
+                'Kitti metric/Car_BEV_AP40_moderate_strict': car_ap[config] + 1,
+            }
+            with open(osp.join(work_dir, 'metrics.json'), 'w') as f:
+                json.dump(metrics, f)
+    return run
+
+
+def test_trains_tests_and_reports_each_config(tmp_path, monkeypatch):
+    configs = ['a/gemini.py', 'b/nofusion.py']
+    for c in configs:
+        (tmp_path / c).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / c).write_text('')
+    calls = []
+    car_ap = {str(tmp_path / 'a/gemini.py'): 61.25, str(tmp_path / 'b/nofusion.py'): 40.5}
+    monkeypatch.setattr(ablate.subprocess, 'run', _fake_tools(calls, car_ap))
+    out = tmp_path / 'abl'
+    ablate.main([str(tmp_path / c) for c in configs] + ['--work-dir', str(out),
+                '--cfg-options', 'train_cfg.max_epochs=3'])
+
+    assert [osp.basename(c[1]) for c in calls] == ['train.py', 'test.py'] * 2
+    for c in calls:  # the same budget for every config, and no second evaluation in training
+        assert 'train_cfg.max_epochs=3' in c
+        assert (f'train_cfg.val_begin={10 ** 6}' in c) == (osp.basename(c[1]) == 'train.py')
+    md = (out / 'ablation.md').read_text()
+    assert 'train_cfg.max_epochs=3' in md and 'cores' in md
+    rows = {line.split('|')[1].strip(): [x.strip() for x in line.strip('|').split('|')]
+            for line in md.splitlines() if line.startswith('| gemini') or line.startswith('| nofusion')}
+    assert rows['gemini'][1:5] == ['61.25', '20.00', '10.00', '62.25']
+    assert rows['nofusion'][1:5] == ['40.50', '20.00', '10.00', '41.50']
+    assert len(rows['gemini']) == 7  # config, 4 AP columns, train min, test min
+    assert (out / 'ablation.png').stat().st_size > 1000
+
+
+def test_missing_config_is_named(tmp_path, capsys):
+    import pytest
+    with pytest.raises(SystemExit) as e:
+        ablate.main([str(tmp_path / 'nope.py'), '--work-dir', str(tmp_path / 'abl')])
+    assert 'nope.py' in str(e.value) and 'not found' in str(e.value)
