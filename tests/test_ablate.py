@@ -46,14 +46,16 @@ def test_trains_tests_and_reports_each_config(tmp_path, monkeypatch):
     monkeypatch.setattr(ablate.subprocess, 'run', _fake_tools(calls, car_ap))
     out = tmp_path / 'abl'
     ablate.main([str(tmp_path / c) for c in configs] + ['--work-dir', str(out),
-                '--cfg-options', 'train_cfg.max_epochs=3'])
+                '--cfg-options', 'train_cfg.max_epochs=3', '--seed', '5'])
 
     assert [osp.basename(c[1]) for c in calls] == ['train.py', 'test.py'] * 2
     for c in calls:  # the same budget for every config, and no second evaluation in training
         assert 'train_cfg.max_epochs=3' in c
-        assert (f'train_cfg.val_begin={10 ** 6}' in c) == (osp.basename(c[1]) == 'train.py')
+        is_train = osp.basename(c[1]) == 'train.py'
+        assert (f'train_cfg.val_begin={10 ** 6}' in c) == is_train
+        assert ('randomness.seed=5' in c) == is_train
     md = (out / 'ablation.md').read_text()
-    assert 'train_cfg.max_epochs=3' in md and 'cores' in md
+    assert 'train_cfg.max_epochs=3' in md and 'seed 5' in md and 'cores' in md
     rows = {line.split('|')[1].strip(): [x.strip() for x in line.strip('|').split('|')]
             for line in md.splitlines() if line.startswith('| gemini') or line.startswith('| nofusion')}
     assert rows['gemini'][1:5] == ['61.25', '20.00', '10.00', '62.25']

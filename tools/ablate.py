@@ -2,6 +2,7 @@
 
     python tools/ablate.py CONFIG [CONFIG ...] --work-dir work_dirs/ablation
         [--cfg-options key=value ...]   # applied to every config: same data, same budget
+        [--seed N]                      # the same training seed for every config (default 0)
 
 Each config is trained with tools/train.py and evaluated with tools/test.py (KittiMetric) in
 its own sub-folder; the table reports 3D AP40 (moderate) per class plus training and test
@@ -31,12 +32,13 @@ def _metric(metrics, suffix):
     return hits[0] if hits else float('nan')
 
 
-def run_one(config, work_dir, cfg_options):
+def run_one(config, work_dir, cfg_options, seed):
     train_dir, test_dir = osp.join(work_dir, 'train'), osp.join(work_dir, 'test')
     opts = ['--cfg-options'] + cfg_options if cfg_options else []
     # tools/test.py evaluates each model below; validating inside the training loop as well
     # (mmengine does at the last epoch) would only add minutes to the training column
-    train_opts = ['--cfg-options', f'train_cfg.val_begin={10 ** 6}'] + cfg_options
+    # one seed for every config: the differences in the table are the configs', not the draws'
+    train_opts = ['--cfg-options', f'train_cfg.val_begin={10 ** 6}', f'randomness.seed={seed}'] + cfg_options
     start = time.time()
     subprocess.run([sys.executable, 'tools/train.py', config, '--work-dir', train_dir] + train_opts,
                    cwd=REPO, check=True)
@@ -85,6 +87,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('configs', nargs='+')
     p.add_argument('--work-dir', default='work_dirs/ablation')
+    p.add_argument('--seed', type=int, default=0, help='training seed, the same for every config')
     p.add_argument('--cfg-options', nargs='+', default=[],
                    help='key=value overrides applied to every config (data root, epochs, ...)')
     args = p.parse_args(argv)
@@ -93,12 +96,12 @@ def main(argv=None):
         if not osp.isfile(osp.join(REPO, c)) and not osp.isfile(c):
             sys.exit(f'error: {c}: config file not found')
     threads = os.environ.get('OMP_NUM_THREADS', 'torch default')
-    settings = (f"{' '.join(args.cfg_options) or 'config defaults'}; run one after another on "
+    settings = (f"{' '.join(args.cfg_options) or 'config defaults'}; seed {args.seed}; run one after another on "
                 f'{cpu_name()}, {os.cpu_count()} cores, OMP_NUM_THREADS={threads}')
     rows = []
     for c in args.configs:
         print(f'\n##### ablation: {c}', flush=True)
-        rows.append(run_one(c, osp.join(args.work_dir, _name(c)), args.cfg_options))
+        rows.append(run_one(c, osp.join(args.work_dir, _name(c)), args.cfg_options, args.seed))
         md = write_report(rows, args.work_dir, settings)
     print('\n' + md)
     print(f'table: {osp.join(args.work_dir, "ablation.md")}  chart: {osp.join(args.work_dir, "ablation.png")}')
