@@ -31,7 +31,7 @@ model = dict(
                             encoder_paddings=((1, ), (1, 1, 1), (1, 1, 1))),
     # SECOND's first BEV block at the head's 0.4 m cells, the second at 0.8 m (as the main
     # config): starting at 0.8 m instead measured Car / Ped / Cyc 3D AP40 28-34 / 34-38 / 7-9
-    # against 38-44 / 50-53 / 17-24 here (three runs each, README "The demo's figures")
+    # (3 runs) against 38-44 / 50-57 / 10-24 here (4 runs; README "The demo's figures")
     pts_backbone=dict(in_channels=320, layer_nums=[2, 2], layer_strides=[1, 2], out_channels=[64, 128]),
     pts_neck=dict(in_channels=[64, 128], upsample_strides=[1, 2], out_channels=[64, 64]),
     pts_bbox_head=dict(
