@@ -45,13 +45,13 @@ model = dict(
         type='mmdet.FPN',
         in_channels=[96, 192, 384, 768],
         out_channels=256,
-        # No BatchNorm here (mmdet's Swin + FPN configs have none either; MVX-Net's ResNet FPN
-        # has a frozen-affine BN). With 2 images per batch whose padding differs, that BN's
-        # batch statistics in training and its running statistics at test time disagreed:
-        # on the tiny config at lr 0.006 the deepest level's test-time mean sat 16-41 running
+        # FPN's default: no norm (as mmdet's Swin + FPN configs; MVX-Net's ResNet FPN has a
+        # frozen-affine BN). With 2 images per batch whose padding differs, that BN's batch
+        # statistics in training and its running statistics at test time disagreed: on the
+        # tiny config at lr 0.006 the deepest level's test-time mean sat 16-41 running
         # standard deviations off, the error grew through PointFusion into the sparse encoder
         # and Car 3D AP40 fell to 0.6 (35 with the same weights in train mode).
-        norm_cfg=None,
+        # (No explicit norm_cfg=None: mmdet3d's init_model cannot read a None norm_cfg.)
         num_outs=5),
     pts_voxel_encoder=dict(
         type='HardVFE',
