@@ -25,6 +25,11 @@ def _train_step_and_predict(cfg, train_batch, val_batch):
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
+    if getattr(model, 'img_neck', None) is not None:
+        # the image FPN's BN statistics disagreed between training and test (base model config)
+        bns = [n for n, m in model.img_neck.named_modules()
+               if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        assert not bns, f'BatchNorm in the image FPN: {bns}'
     model.train()
     data = model.data_preprocessor(train_batch, training=True)
     losses = model(**data, mode='loss')
