@@ -117,6 +117,28 @@ def test_writes_v2_infos_reduced_scans_and_gt_database(converted_mini_kitti):
             assert (root / entry['path']).is_file()
 
 
+def test_every_split_lists_dontcare_among_its_categories(converted_mini_kitti):
+    # KittiMetric maps each instance's label back to a name through metainfo['categories'];
+    # mmdet3d's updater lists -1 (DontCare) only when the split's last frame has one.
+    from gemini_det3d.data import kitti_io
+    root = converted_mini_kitti
+    seen_dontcare = 0
+    for split in ('train', 'val', 'trainval'):
+        infos = load(root / f'kitti_infos_{split}.pkl')
+        categories = infos['metainfo']['categories']
+        label2cat = {label: name for name, label in categories.items()}
+        for info in infos['data_list']:
+            frame = info['lidar_points']['lidar_path'][:-4]
+            objects = kitti_io.read_label(root / 'training' / 'label_2' / f'{frame}.txt')
+            for instance, obj in zip(info['instances'], objects):
+                assert instance['bbox_label'] in label2cat, (split, frame, obj['type'])
+                assert label2cat[instance['bbox_label']] == obj['type'] or instance['bbox_label'] == -1
+                seen_dontcare += obj['type'] == 'DontCare'
+        if any(i['bbox_label'] == -1 for info in infos['data_list'] for i in info['instances']):
+            assert categories.get('DontCare') == -1, split
+    assert seen_dontcare > 0, 'the generated set should have DontCare boxes to check'
+
+
 def test_missing_test_split_is_skipped_with_a_note(fresh_copy, capsys):
     from gemini_det3d.datasets.kitti_converter import create_kitti_data
     (fresh_copy / 'ImageSets' / 'test.txt').unlink()

@@ -11,7 +11,10 @@ lacks:
   file and the problem (``KittiFormatError``), before anything is written;
 * nothing is written half-done: mmdet3d's converter runs in a hidden staging folder inside
   ``out_dir`` (a symlinked view of the source tree), and each product is then renamed into
-  place, the info files last (a failure while moving puts back what was there before).
+  place, the info files last (a failure while moving puts back what was there before);
+* every class name that mmdet3d stores as label -1 (``DontCare``) is listed in the info
+  file's ``metainfo['categories']``: mmdet3d's updater only lists those of the split's LAST
+  frame, and ``KittiMetric`` then fails with ``KeyError: -1`` on any other split.
 
 Splits: ``ImageSets/train.txt`` and ``ImageSets/val.txt`` are required and must list frames
 (``trainval`` is their union, as in mmdet3d; an ``ImageSets/trainval.txt`` is not read).
@@ -187,10 +190,31 @@ def _run_mmdet3d_converter(stage_root: Path, v1_dir: Path, tag: str, with_plane:
         # the input path (its "overwriting" warning).
         tools.update_infos_to_v2.update_pkl_infos('kitti', out_dir=str(stage_root),
                                                   pkl_path=v1_info[split])
+        _list_ignored_categories(v1_info[split], stage_root / f'{tag}_infos_{split}.pkl')
     with DefaultScope.overwrite_default_scope('mmdet3d'):
         tools.create_gt_database.create_groundtruth_database(
             'KittiDataset', str(stage_root), tag, f'{tag}_infos_train.pkl',
             relative_path=False, mask_anno_path='instances_train.json', with_mask=False)
+
+
+def _list_ignored_categories(v1_path: str, v2_path: Path) -> None:
+    """Add every label name of the split that is not a class to ``categories`` as -1.
+
+    mmdet3d's ``update_kitti_infos`` resets its set of ignored names per frame, so only the
+    last frame's reach the metainfo; ``KittiMetric`` maps each instance's label back through
+    that dict and needs -1 there whenever some frame has a ``DontCare`` box.
+    """
+    import mmengine
+    v1 = mmengine.load(v1_path)
+    v2 = mmengine.load(str(v2_path))
+    categories = v2['metainfo']['categories']
+    ignored = sorted({name for info in v1 for name in info.get('annos', {}).get('name', [])
+                      if name not in categories})
+    if not ignored:
+        return
+    for name in ignored:
+        categories[name] = -1
+    mmengine.dump(v2, str(v2_path))
 
 
 def _products(tag: str, has_test: bool) -> List[str]:
