@@ -160,3 +160,61 @@ def test_gt_sampling_runs_on_numpy_without_long(converted_synthetic_kitti):
     inside = box_np_ops.points_in_rbbox(sampled['points'].tensor[:, :3].numpy(),
                                         pasted.tensor.numpy())  # [N points, pasted boxes]
     assert inside.any(axis=0).all(), 'every pasted box brings its points'
+
+
+# ------------------------------------------------------------------ spconv CPU scatter-add
+def test_spconv_scatter_add_is_torch_and_adds_every_row_once():
+    from spconv.pytorch import ops
+    from spconv.pytorch.cppcore import torch_tensor_to_tv
+    assert ops.SpconvOps.scatter_add_cpu is compat.torch_scatter_add_cpu
+    assert ops.SpconvOps.gather_cpu is ops.SpconvOps.__wrapped__.gather_cpu  # the rest: spconv's
+    out, buf = torch.randn(50, 8), torch.randn(30, 8)  # buffer longer than the indices
+    inds = torch.randperm(50)[:20].int()
+    expected = out.clone()
+    expected[inds.long()] += buf[:20]
+    ops.SpconvOps.scatter_add_cpu(torch_tensor_to_tv(out), torch_tensor_to_tv(buf),
+                                  torch_tensor_to_tv(inds))
+    torch.testing.assert_close(out, expected)
+
+
+@pytest.mark.parametrize('subm', [True, False], ids=['SubMConv3d', 'SparseConv3d-stride2'])
+def test_sparse_conv_matches_dense_conv3d_with_two_threads(subm):
+    # spconv's own CPU scatter-add races between threads (compat item 6): the wrong rows
+    # appeared in a few of 40 calls, so every call here is checked, forward and backward.
+    import spconv.pytorch as spconv
+    gen = torch.Generator().manual_seed(0)
+    shape = [9, 40, 40]
+    dense_active = torch.rand([2] + shape, generator=gen) < 0.3  # (B, D, H, W)
+    indices = dense_active.nonzero().int().contiguous()  # (N, 4): batch, z, y, x (spconv reads
+    # the raw buffer: a column-major nonzero() result would be read as garbage)
+    feats = torch.randn(len(indices), 16, generator=gen)
+    conv = (spconv.SubMConv3d(16, 8, 3, padding=1, bias=False) if subm else
+            spconv.SparseConv3d(16, 8, 3, stride=2, padding=1, bias=False))
+    weight = conv.weight.detach().permute(0, 4, 1, 2, 3)  # (out, kD, kH, kW, in) -> conv3d's
+
+    dense_in = torch.zeros([2, 16] + shape)
+    dense_in[indices[:, 0].long(), :, indices[:, 1].long(), indices[:, 2].long(),
+             indices[:, 3].long()] = feats
+    dense_in.requires_grad_(True)
+    ref = torch.nn.functional.conv3d(dense_in, weight, stride=1 if subm else 2, padding=1)
+    upstream = torch.randn(ref.shape, generator=gen)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for _ in range(15):
+            x = spconv.SparseConvTensor(feats.clone().requires_grad_(True), indices, shape, 2)
+            y = conv(x)
+            out_idx = y.indices.long()
+            ref_rows = ref[out_idx[:, 0], :, out_idx[:, 1], out_idx[:, 2], out_idx[:, 3]]
+            torch.testing.assert_close(y.features, ref_rows, atol=1e-4, rtol=1e-4)
+            up_rows = upstream[out_idx[:, 0], :, out_idx[:, 1], out_idx[:, 2], out_idx[:, 3]]
+            grad_feats, = torch.autograd.grad(y.features, x.features, up_rows)
+            dense_in.grad = None
+            mask = torch.zeros(ref.shape[0], 1, *ref.shape[2:], dtype=torch.bool)
+            mask[out_idx[:, 0], 0, out_idx[:, 1], out_idx[:, 2], out_idx[:, 3]] = True
+            (ref * upstream * mask).sum().backward(retain_graph=True)
+            ref_grad = dense_in.grad[indices[:, 0].long(), :, indices[:, 1].long(),
+                                     indices[:, 2].long(), indices[:, 3].long()]
+            torch.testing.assert_close(grad_feats, ref_grad, atol=1e-4, rtol=1e-4)
+    finally:
+        torch.set_num_threads(threads)
