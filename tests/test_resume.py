@@ -45,9 +45,9 @@ def _train_options(root):
 def _train(root, work, *extra, popen=False):
     cmd = [sys.executable, 'tools/train.py', TINY, '--work-dir', str(work), *extra,
            '--cfg-options', *_train_options(root)]
-    # One intra-op thread: spconv's strided sparse convolution on CPU is not bitwise
-    # reproducible with more (AdamW then amplifies the last-bit differences to ~1e-3), and
-    # one thread is also the faster choice on a shared 2-core machine.
+    # One intra-op thread: bitwise equality is asked for, and one thread is the faster choice
+    # on a shared 2-core machine. (Runs used to differ with more threads because of spconv's
+    # racy CPU scatter-add, now replaced: gemini_det3d.compat item 6.)
     env = dict(os.environ, OMP_NUM_THREADS='1')
     if popen:
         return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE,
