@@ -20,8 +20,8 @@ import torch
 import gemini_det3d  # noqa: F401
 from _configs import REPO, load
 
-TINY = 'configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb2-cpu_synthetic-kitti-3d-3class.py'
-TINY_LIDAR = 'configs/gemini_det3d/tiny/lidaronly-second-secfpn_1xb2-cpu_synthetic-kitti-3d-3class.py'
+TINY = 'configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py'
+TINY_LIDAR = 'configs/gemini_det3d/tiny/lidaronly-second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py'
 ALL_CONFIGS = sorted(osp.relpath(p, REPO) for p in glob.glob(
     osp.join(REPO, 'configs/gemini_det3d/**/*.py'), recursive=True))
 

@@ -18,8 +18,8 @@ from gemini_det3d.data import kitti_io
 from gemini_det3d.datasets.transforms.image_calib_check import (
     ImageCalibMismatchError, check_image_matches_calib, principal_point)
 
-TINY = 'configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb2-cpu_synthetic-kitti-3d-3class.py'
-TINY_LIDAR_ONLY = 'configs/gemini_det3d/tiny/lidaronly-second-secfpn_1xb2-cpu_synthetic-kitti-3d-3class.py'
+TINY = 'configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py'
+TINY_LIDAR_ONLY = 'configs/gemini_det3d/tiny/lidaronly-second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py'
 EMPTY_VAL, FULL_VAL = '000005', '000004'  # val positions 1 and 0
 EMPTY_TRAIN = '000001'  # train position 1
 

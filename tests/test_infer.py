@@ -10,7 +10,7 @@ import gemini_det3d  # noqa: F401
 from _configs import REPO
 from gemini_det3d.data import kitti_io
 
-TINY = 'configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb2-cpu_synthetic-kitti-3d-3class.py'
+TINY = 'configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py'
 CLASSES = ['Pedestrian', 'Cyclist', 'Car']
 
 

@@ -48,7 +48,7 @@ def test_train_tool_stops_on_corrupt_data_and_keeps_the_last_checkpoint(converte
     from _configs import REPO
     root = tmp_path / 'kitti'
     shutil.copytree(converted_synthetic_kitti, root)
-    cfg = 'configs/gemini_det3d/tiny/lidaronly-second-secfpn_1xb2-cpu_synthetic-kitti-3d-3class.py'
+    cfg = 'configs/gemini_det3d/tiny/lidaronly-second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py'
     work = tmp_path / 'work'
     opts = [f'train_dataloader.dataset.dataset.data_root={root}/',
             f'val_dataloader.dataset.data_root={root}/',

@@ -4,7 +4,7 @@ import torch
 import gemini_det3d  # noqa: F401
 from _configs import batch_from, load, retarget
 
-TINY = 'configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb2-cpu_synthetic-kitti-3d-3class.py'
+TINY = 'configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py'
 
 
 def _total(losses):

@@ -21,7 +21,7 @@ import torch
 
 from _configs import REPO, load
 
-TINY = 'configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb2-cpu_synthetic-kitti-3d-3class.py'
+TINY = 'configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py'
 EPOCHS, ITERS_PER_EPOCH = 3, 2  # 4 training frames, 2 per batch
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from _configs import REPO
 
-TINY = 'configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb2-cpu_synthetic-kitti-3d-3class.py'
+TINY = 'configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py'
 CLASSES = ('Car', 'Pedestrian', 'Cyclist')
 
 

@@ -17,7 +17,7 @@ from gemini_det3d.visualization.views import view_projection
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_CONFIG = ('configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_'
-               '1xb2-cpu_synthetic-kitti-3d-3class.py')
+               '1xb1-cpu_synthetic-kitti-3d-3class.py')
 MIN_BOX_PIXELS = 60
 
 # A KITTI-like rig: LiDAR x forward / y left / z up -> camera x right / y down / z forward.

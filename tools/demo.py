@@ -19,7 +19,7 @@ import time
 import psutil
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TINY = 'configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb2-cpu_synthetic-kitti-3d-3class.py'
+TINY = 'configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py'
 
 
 def _tree_rss(proc):

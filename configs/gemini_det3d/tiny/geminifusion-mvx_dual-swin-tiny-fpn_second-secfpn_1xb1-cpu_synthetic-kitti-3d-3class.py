@@ -70,19 +70,23 @@ test_pipeline = [
     dict(type='StackDepthImage', bgr_to_rgb=True, mean={{_base_.img_mean}}, std={{_base_.img_std}}),
     dict(type='Pack3DDetInputs', keys=['points', 'img'], meta_keys={{_base_.meta_keys}}),
 ]
+# One frame per step: 1000 AdamW updates in 10 epochs at the same cost per frame as 500 steps of
+# 2 frames (0.72 s vs 1.40 s per step, 2 threads); the under-fitted model gains from the extra
+# updates (README "The demo's figures"). Every BN sees thousands of voxels / BEV cells per frame.
 train_dataloader = dict(
-    batch_size=2, num_workers=1, persistent_workers=False,  # exact resume (EpochSeedHook)
+    batch_size=1, num_workers=1, persistent_workers=False,  # exact resume (EpochSeedHook)
     dataset=dict(times=1, dataset=dict(data_root=data_root, pipeline=train_pipeline)))
 val_dataloader = dict(num_workers=1, dataset=dict(data_root=data_root, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'kitti_infos_val.pkl')
 test_evaluator = val_evaluator
 
-# CPU schedule: AdamW + one-cycle-like cosine over a fixed number of epochs
-lr = 0.003
+# CPU schedule: AdamW + one-cycle-like cosine over a fixed number of epochs, 100 warm-up steps
+# (at batch 1: lr 0.002; 0.003 measured Car 3D 33.9 against 50.6, one run each)
+lr = 0.002
 optim_wrapper = dict(optimizer=dict(lr=lr), paramwise_cfg=dict(custom_keys={'img_backbone': dict(lr_mult=1.0)}))
 param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=100),
     dict(type='CosineAnnealingLR', begin=0, T_max=10, end=10, by_epoch=True, eta_min=1e-5)
 ]
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=10, val_interval=10)

@@ -1,7 +1,0 @@
-# Tiny ablation: LiDAR only, no image branch (same as ./geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb2-cpu_synthetic-kitti-3d-3class.py otherwise); the voxel encoder
-# makes the 64 channels that the fused model's PointFusion makes.
-_base_ = ['./geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb2-cpu_synthetic-kitti-3d-3class.py']
-model = dict(
-    img_backbone=None,
-    img_neck=None,
-    pts_voxel_encoder=dict(feat_channels=[32, 64], fusion_layer=None))
