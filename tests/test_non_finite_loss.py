@@ -55,7 +55,8 @@ def test_train_tool_stops_on_corrupt_data_and_keeps_the_last_checkpoint(converte
             f'val_evaluator.ann_file={root}/kitti_infos_val.pkl',
             'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
             'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
-            'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=1']
+            'train_cfg.val_interval=100', 'default_hooks.checkpoint.interval=1',
+            'train_dataloader.batch_size=2']  # 2 steps per epoch: epoch 2 starts at iteration 3
 
     def train(epochs, *extra):
         return subprocess.run([sys.executable, 'tools/train.py', cfg, '--work-dir', str(work),
