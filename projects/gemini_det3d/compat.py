@@ -31,7 +31,7 @@ CUDA tensors / when a CUDA device is present, so on GPU machines nothing changes
    a data race in its ``scatter_add_cpu`` kernel: the row pointers are declared outside the
    parallel lambda and shared by all threads, so with more than one torch thread some output
    rows get another row's sum. Measured against a dense ``conv3d``: a ``SubMConv3d`` at 2
-   threads was off by up to 0.26 in a few calls out of 40 (none at 1 thread), two forward
+   threads was off by 0.26-0.37 in a few calls out of 40 (none at 1 thread), two forward
    passes of the tiny detector's sparse encoder on the same batch differed by up to 15.7, and
    training runs with the same seed diverged from their first step. ``ops.SpconvOps`` is
    replaced by a proxy whose ``scatter_add_cpu`` is torch's ``index_add_`` (all other calls go

@@ -71,8 +71,9 @@ test_pipeline = [
     dict(type='Pack3DDetInputs', keys=['points', 'img'], meta_keys={{_base_.meta_keys}}),
 ]
 # One frame per step: 1000 AdamW updates in 10 epochs at the same cost per frame as 500 steps of
-# 2 frames (0.72 s vs 1.40 s per step, 2 threads); the under-fitted model gains from the extra
-# updates (README "The demo's figures"). Every BN sees thousands of voxels / BEV cells per frame.
+# 2 frames (0.72 s vs 1.40 s per step, 2 threads); Pedestrian and Cyclist 3D AP rose clearly, Car 3D
+# stayed within the run-to-run spread (README, history of the tiny config). Every BN sees thousands
+# of voxels / BEV cells per frame.
 train_dataloader = dict(
     batch_size=1, num_workers=1, persistent_workers=False,  # exact resume (EpochSeedHook)
     dataset=dict(times=1, dataset=dict(data_root=data_root, pipeline=train_pipeline)))
