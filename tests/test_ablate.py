@@ -69,3 +69,12 @@ def test_missing_config_is_named(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         ablate.main([str(tmp_path / 'nope.py'), '--work-dir', str(tmp_path / 'abl')])
     assert 'nope.py' in str(e.value) and 'not found' in str(e.value)
+
+
+def test_legend_names_each_config_by_its_first_word_when_that_is_unique():
+    configs = ['configs/tiny/geminifusion-mvx_a.py', 'configs/tiny/nofusion-mvx_a.py',
+               'configs/tiny/lidaronly-second_a.py']
+    assert ablate._legend_labels(configs) == ['geminifusion', 'nofusion', 'lidaronly']
+    # two configs with the same first word keep their whole names, so the legend never merges them
+    same = ['a/geminifusion-x_1.py', 'a/geminifusion-y_2.py']
+    assert ablate._legend_labels(same) == ['geminifusion-x_1', 'geminifusion-y_2']

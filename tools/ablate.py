@@ -27,6 +27,13 @@ def _name(config):
     return osp.splitext(osp.basename(config))[0]
 
 
+def _legend_labels(configs):
+    """The chart's legend: each name's first dash-separated word (the fusion or modality, in
+    this project's config names) where those tell the configs apart, else the whole names."""
+    short = [_name(c).split('-')[0] for c in configs]
+    return short if len(set(short)) == len(short) else [_name(c) for c in configs]
+
+
 def _metric(metrics, suffix):
     hits = [v for k, v in metrics.items() if k.endswith(suffix)]
     return hits[0] if hits else float('nan')
@@ -71,8 +78,9 @@ def write_report(rows, work_dir, settings):
     fig, ax = plt.subplots(figsize=(2 + 1.6 * len(rows), 4))
     x = np.arange(len(COLUMNS))
     width = 0.8 / max(len(rows), 1)
-    for i, r in enumerate(rows):
-        ax.bar(x + i * width, [r[c] for c, _ in COLUMNS], width, label=_name(r['config'])[:40])
+    labels = _legend_labels([r['config'] for r in rows])
+    for i, (r, label) in enumerate(zip(rows, labels)):
+        ax.bar(x + i * width, [r[c] for c, _ in COLUMNS], width, label=label)
     ax.set_xticks(x + width * (len(rows) - 1) / 2, [c for c, _ in COLUMNS])
     ax.set_ylabel('AP40 (moderate)')
     ax.set_ylim(0, 100)
