@@ -1,4 +1,5 @@
+from .bev_height_map import BEVHeightMap
 from .empty_scan_safe_mvx import EmptyScanSafeMVXFasterRCNN
 from .ground_truth_oracle import GroundTruthOracle
 
-__all__ = ['EmptyScanSafeMVXFasterRCNN', 'GroundTruthOracle']
+__all__ = ['BEVHeightMap', 'EmptyScanSafeMVXFasterRCNN', 'GroundTruthOracle']

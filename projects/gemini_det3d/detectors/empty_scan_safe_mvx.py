@@ -23,11 +23,15 @@ So empty samples leave the batch before the model sees it:
   A batch of only empty samples gives zero losses that still reach every trainable parameter,
   so the step, the logs and DDP's gradient reduction go on as usual.
 
+With ``pts_height_map`` (e.g. ``dict(type='BEVHeightMap', ...)``, see ``bev_height_map.py``)
+it stacks per-cell height statistics of the raw points onto the sparse encoder's output
+before SECOND (whose ``in_channels`` grow by the map's channels).
+
 It also adds the image backbone's own losses (``pop_auxiliary_losses``, e.g. TokenFusion's
 L1 sparsity loss on its token scores) to the head's: mmdet3d's MVX detector only knows the
 head's.
 """
-from typing import Dict, List
+from typing import Dict, List, Optional, Sequence
 
 import torch
 from mmdet3d.models.detectors import MVXFasterRCNN
@@ -45,7 +49,35 @@ class EmptyScanSafeMVXFasterRCNN(MVXFasterRCNN):
     """MVXFasterRCNN that accepts samples with no point in the voxel grid (same arguments).
 
     Such a sample gets an empty ``pred_instances_3d`` and contributes no training loss.
+
+    Args:
+        pts_height_map (dict, optional): a module config such as ``BEVHeightMap``'s; its
+            ``[B, K, H, W]`` output is concatenated to the sparse encoder's ``[B, C, H, W]``.
+        Everything else: as ``MVXFasterRCNN``.
     """
+
+    def __init__(self, *args, pts_height_map: Optional[dict] = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pts_height_map = MODELS.build(pts_height_map) if pts_height_map else None
+
+    def extract_pts_feat(self, voxel_dict: Dict[str, Tensor], points: Optional[List[Tensor]] = None,
+                         img_feats: Optional[Sequence[Tensor]] = None,
+                         batch_input_metas: Optional[List[dict]] = None) -> Sequence[Tensor]:
+        """mmdet3d's MVX point branch, plus the optional height map before SECOND."""
+        if not self.with_pts_bbox:
+            return None
+        voxel_features = self.pts_voxel_encoder(voxel_dict['voxels'], voxel_dict['num_points'],
+                                                voxel_dict['coors'], img_feats, batch_input_metas)
+        batch_size = int(voxel_dict['coors'][-1, 0].item()) + 1
+        x = self.pts_middle_encoder(voxel_features, voxel_dict['coors'], batch_size)
+        if self.pts_height_map is not None:
+            height_map = self.pts_height_map(voxel_dict['voxels'], voxel_dict['num_points'],
+                                             voxel_dict['coors'], batch_size)
+            x = torch.cat([x, height_map.to(x.dtype)], dim=1)
+        x = self.pts_backbone(x)
+        if self.with_pts_neck:
+            x = self.pts_neck(x)
+        return x
 
     def predict(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample],
                 **kwargs) -> List[Det3DDataSample]:
