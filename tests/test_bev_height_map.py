@@ -40,8 +40,8 @@ def test_cells_hold_top_bottom_occupancy_and_density():
     # cell of sample 0: y index (-0.35 + 1.6) / 0.4 = 3, x index 1.25 / 0.4 = 3
     occupied, top, bottom, density = out[0, :, 3, 3]
     assert occupied == 1
-    assert top * 4 - 3 == pytest.approx(-0.3, abs=1e-5)
-    assert bottom * 4 - 3 == pytest.approx(-1.7, abs=1e-5)  # the padding zeros are not points
+    assert top * 4 - 3 == pytest.approx(-0.3, abs=1e-5)  # the padding zeros (z 0) are not points
+    assert bottom * 4 - 3 == pytest.approx(-1.7, abs=1e-5)
     voxels_per_cell = 4 * 4 * 20
     assert density == pytest.approx(math.log1p(3) / math.log1p(voxels_per_cell * 3))
     # exactly one occupied cell per sample, and nothing of sample 0 leaks into sample 1
@@ -85,3 +85,10 @@ def test_detector_stacks_the_map_onto_the_sparse_encoders_output():
     x = seen['x']
     assert x.shape == (2, 16 * 2 + 4, 8, 8)
     assert torch.equal(x[:, -4:], model.pts_height_map(voxels, num_points, coors, 2))
+    # without the key the point branch is mmdet3d's own: SECOND sees the sparse features only
+    model.pts_height_map = None
+    model.pts_backbone = MODELS.build(dict(type='SECOND', in_channels=16 * 2, layer_nums=[1],
+                                           layer_strides=[1], out_channels=[8]))
+    model.pts_backbone.register_forward_pre_hook(lambda m, inputs: seen.__setitem__('x', inputs[0]))
+    model.extract_pts_feat(dict(voxels=voxels, num_points=num_points, coors=coors))
+    assert seen['x'].shape == (2, 16 * 2, 8, 8)

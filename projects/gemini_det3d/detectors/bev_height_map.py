@@ -15,8 +15,8 @@ Channels, per cell of ``downsample x downsample`` voxels:
 0. occupied: 1 where the cell has a point, else 0;
 1. highest point's z, 2. lowest point's z: mapped from ``[z_min, z_max]`` to ``[0, 1]``
    (``point_cloud_range``'s z), 0 in empty cells (channel 0 tells them apart);
-3. ``log(1 + points) / log(1 + max_points)``, with ``max_points`` the most points the
-   voxels of one cell can hold (at most 1).
+3. density: ``log(1 + points) / log(1 + capacity)``, with ``capacity`` the most points the
+   hard voxels of one cell can hold, so the channel stays within ``[0, 1]``.
 """
 import math
 from typing import Sequence
@@ -43,8 +43,6 @@ class BEVHeightMap(nn.Module):
     mmdet3d's order ``(sample, z, y, x)`` and ``nx, ny`` the grid's voxel counts; the layout
     matches ``SparseEncoder``'s output ``[B, C * D, H, W]`` (H along y, W along x).
     """
-
-    num_channels = NUM_CHANNELS
 
     def __init__(self, point_cloud_range: Sequence[float], voxel_size: Sequence[float],
                  downsample: int = 4, max_num_points: int = 5):

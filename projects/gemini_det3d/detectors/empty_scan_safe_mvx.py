@@ -64,16 +64,15 @@ class EmptyScanSafeMVXFasterRCNN(MVXFasterRCNN):
                          img_feats: Optional[Sequence[Tensor]] = None,
                          batch_input_metas: Optional[List[dict]] = None) -> Sequence[Tensor]:
         """mmdet3d's MVX point branch, plus the optional height map before SECOND."""
-        if not self.with_pts_bbox:
-            return None
+        if self.pts_height_map is None or not self.with_pts_bbox:
+            return super().extract_pts_feat(voxel_dict, points, img_feats, batch_input_metas)
         voxel_features = self.pts_voxel_encoder(voxel_dict['voxels'], voxel_dict['num_points'],
                                                 voxel_dict['coors'], img_feats, batch_input_metas)
         batch_size = int(voxel_dict['coors'][-1, 0].item()) + 1
         x = self.pts_middle_encoder(voxel_features, voxel_dict['coors'], batch_size)
-        if self.pts_height_map is not None:
-            height_map = self.pts_height_map(voxel_dict['voxels'], voxel_dict['num_points'],
-                                             voxel_dict['coors'], batch_size)
-            x = torch.cat([x, height_map.to(x.dtype)], dim=1)
+        height_map = self.pts_height_map(voxel_dict['voxels'], voxel_dict['num_points'],
+                                         voxel_dict['coors'], batch_size)
+        x = torch.cat([x, height_map.to(x.dtype)], dim=1)
         x = self.pts_backbone(x)
         if self.with_pts_neck:
             x = self.pts_neck(x)
