@@ -125,12 +125,12 @@ def test_the_backbone_itself_rejects_an_unknown_fusion_type():
     (('model.img_backbone.in_channels', 7),
      "model.img_backbone.in_channels: DualSwinTransformer takes no argument 'in_channels' "
      '(its input is 3 RGB + lidar_channels channels)'),
-    (('model.img_neck.in_channels', [32, 64, 128, 512]),
-     'model.img_neck.in_channels=[32, 64, 128, 512] but model.img_backbone outputs '
-     '[32, 64, 128, 256] channels (embed_dims=32'),
+    (('model.img_neck.in_channels', [24, 48, 96, 384]),
+     'model.img_neck.in_channels=[24, 48, 96, 384] but model.img_backbone outputs '
+     '[24, 48, 96, 192] channels (embed_dims=24'),
     (('model.img_backbone.out_merge', 'concat'),
-     'model.img_neck.in_channels=[32, 64, 128, 256] but model.img_backbone outputs '
-     '[64, 128, 256, 512] channels'),
+     'model.img_neck.in_channels=[24, 48, 96, 192] but model.img_backbone outputs '
+     '[48, 96, 192, 384] channels'),
     (('model.pts_voxel_encoder.fusion_layer.img_channels', 64),
      'model.pts_voxel_encoder.fusion_layer.img_channels=64 but model.img_neck.out_channels=32'),
 ])

@@ -23,6 +23,10 @@ So empty samples leave the batch before the model sees it:
   A batch of only empty samples gives zero losses that still reach every trainable parameter,
   so the step, the logs and DDP's gradient reduction go on as usual.
 
+With ``ground_refiner`` (e.g. ``dict(type='GroundContactRefiner')``, see
+``ground_contact.py``) each frame's predicted boxes get their bottoms moved onto the ground
+measured in that frame's scan around them, after the head's decoding and NMS.
+
 With ``pts_height_map`` (e.g. ``dict(type='BEVHeightMap', ...)``, see ``bev_height_map.py``)
 it stacks per-cell height statistics of the raw points onto the sparse encoder's output
 before SECOND (whose ``in_channels`` grow by the map's channels).
@@ -53,12 +57,16 @@ class EmptyScanSafeMVXFasterRCNN(MVXFasterRCNN):
     Args:
         pts_height_map (dict, optional): a module config such as ``BEVHeightMap``'s; its
             ``[B, K, H, W]`` output is concatenated to the sparse encoder's ``[B, C, H, W]``.
+        ground_refiner (dict, optional): a module config such as ``GroundContactRefiner``'s,
+            applied to each frame's predicted boxes with its points.
         Everything else: as ``MVXFasterRCNN``.
     """
 
-    def __init__(self, *args, pts_height_map: Optional[dict] = None, **kwargs):
+    def __init__(self, *args, pts_height_map: Optional[dict] = None,
+                 ground_refiner: Optional[dict] = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.pts_height_map = MODELS.build(pts_height_map) if pts_height_map else None
+        self.ground_refiner = MODELS.build(ground_refiner) if ground_refiner else None
 
     def extract_pts_feat(self, voxel_dict: Dict[str, Tensor], points: Optional[List[Tensor]] = None,
                          img_feats: Optional[Sequence[Tensor]] = None,
@@ -80,6 +88,20 @@ class EmptyScanSafeMVXFasterRCNN(MVXFasterRCNN):
 
     def predict(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample],
                 **kwargs) -> List[Det3DDataSample]:
+        samples = self._predict_nonempty(batch_inputs_dict, batch_data_samples, **kwargs)
+        if self.ground_refiner is not None:
+            for points, sample in zip(batch_inputs_dict['points'], samples):
+                pred = sample.pred_instances_3d
+                boxes = pred.bboxes_3d
+                pred.bboxes_3d = type(boxes)(
+                    self.ground_refiner(points, boxes.tensor, pred.labels_3d),
+                    box_dim=boxes.box_dim, with_yaw=boxes.with_yaw)
+        return samples
+
+    def _predict_nonempty(self, batch_inputs_dict: dict,
+                          batch_data_samples: List[Det3DDataSample],
+                          **kwargs) -> List[Det3DDataSample]:
+        """mmdet3d's predict on the samples with points; empty predictions for the rest."""
         keep = self._samples_with_points(batch_inputs_dict, len(batch_data_samples))
         if len(keep) == len(batch_data_samples):
             return super().predict(batch_inputs_dict, batch_data_samples, **kwargs)
