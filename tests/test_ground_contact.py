@@ -65,10 +65,6 @@ def test_only_the_chosen_classes_move_and_empty_inputs_pass_through():
     labels = torch.tensor([0, 2])
     out = GroundContactRefiner(labels=[2])(points, boxes, labels)
     assert out[:, 2].tolist() == pytest.approx([-1.5, -1.7], abs=1e-5)
-    # chunks: the same result box by box
-    many = boxes.repeat(5, 1)
-    assert torch.equal(GroundContactRefiner(chunk_size=3)(points, many),
-                       GroundContactRefiner()(points, many))
     empty = torch.zeros((0, 7))
     assert GroundContactRefiner()(points, empty).shape == (0, 7)
     assert torch.equal(GroundContactRefiner()(torch.zeros((0, 4)), boxes), boxes)
@@ -116,3 +112,13 @@ def test_the_detector_hands_its_predictions_to_the_refiner():
         assert all(isinstance(b, LiDARInstance3DBoxes) for b in got)
         assert [b.tensor[0, 2].item() for b in got] == pytest.approx(expected, abs=1e-5)
     assert MODELS.get('GroundContactRefiner') is GroundContactRefiner
+
+
+def test_the_ring_turns_with_the_box():
+    # ten points 2.2 m to either side of (10, 0): beside a box pointing along x (ground),
+    # but inside the footprint of the same box turned by 90 degrees (its own points)
+    points = torch.tensor([[10.0, 2.2, -1.2, 0.0], [10.0, -2.2, -1.2, 0.0]]).repeat(5, 1)
+    along_x = torch.tensor([[10.0, 0.0, -1.5, 4.0, 1.6, 1.5, 0.0]])
+    along_y = torch.tensor([[10.0, 0.0, -1.5, 4.0, 1.6, 1.5, math.pi / 2]])
+    assert GroundContactRefiner()(points, along_x)[0, 2] == pytest.approx(-1.2)
+    assert GroundContactRefiner()(points, along_y)[0, 2] == pytest.approx(-1.5)

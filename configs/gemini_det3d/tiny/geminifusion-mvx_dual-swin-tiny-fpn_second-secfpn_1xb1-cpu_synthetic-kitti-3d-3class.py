@@ -91,8 +91,8 @@ test_evaluator = val_evaluator
 
 # CPU schedule: AdamW + one-cycle-like cosine over a fixed number of epochs, 100 warm-up steps
 # (at batch 1: lr 0.002; 0.003 measured Car 3D 33.9 against 50.6, one run each); 10 epochs =
-# 1000 steps: 0.75 s per step in the training loop (2 threads, data worker beside it), so the
-# demo's training + evaluation stay near 13 of its 15 minutes
+# 1000 steps: 0.75-0.81 s per step in the training loop (2 threads, data worker beside it); the
+# demo measured 14.1 min of training + evaluation against its 15 (README)
 lr = 0.002
 optim_wrapper = dict(optimizer=dict(lr=lr), paramwise_cfg=dict(custom_keys={'img_backbone': dict(lr_mult=1.0)}))
 param_scheduler = [

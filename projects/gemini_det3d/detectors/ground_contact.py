@@ -25,6 +25,7 @@ scores and labels are untouched, so the bird's-eye-view results are exactly the 
 from typing import Optional, Sequence
 
 import torch
+from mmcv.ops import points_in_boxes_cpu
 from mmdet3d.registry import MODELS
 from torch import Tensor, nn
 
@@ -43,27 +44,24 @@ class GroundContactRefiner(nn.Module):
         height_band (float): ground points lie within this many metres of the predicted bottom.
         min_points (int): fewer ground points than this leave the box as it is.
         labels (Sequence[int], optional): class indices to refine; all when None.
-        chunk_size (int): boxes handled at a time (memory: chunk_size x points booleans).
     """
 
     def __init__(self, ring_inner: float = 0.3, ring_outer: float = 2.0, height_band: float = 0.5,
-                 min_points: int = 5, labels: Optional[Sequence[int]] = None,
-                 chunk_size: int = 64):
+                 min_points: int = 5, labels: Optional[Sequence[int]] = None):
         super().__init__()
         if not 0 <= ring_inner < ring_outer:
             raise GroundContactError(
                 f'GroundContactRefiner: need 0 <= ring_inner < ring_outer, got ring_inner='
                 f'{ring_inner}, ring_outer={ring_outer}')
-        if height_band <= 0 or min_points < 1 or chunk_size < 1:
+        if height_band <= 0 or min_points < 1:
             raise GroundContactError(
-                f'GroundContactRefiner: height_band ({height_band}) must be > 0, min_points '
-                f'({min_points}) and chunk_size ({chunk_size}) >= 1')
+                f'GroundContactRefiner: height_band ({height_band}) must be > 0 and min_points '
+                f'({min_points}) >= 1')
         self.ring_inner = ring_inner
         self.ring_outer = ring_outer
         self.height_band = height_band
         self.min_points = min_points
         self.labels = None if labels is None else [int(label) for label in labels]
-        self.chunk_size = chunk_size
 
     @torch.no_grad()
     def forward(self, points: Tensor, boxes: Tensor, labels: Optional[Tensor] = None) -> Tensor:
@@ -89,28 +87,25 @@ class GroundContactRefiner(nn.Module):
                                          'labels were given')
             wanted = torch.tensor(self.labels, device=labels.device)
             todo = todo[torch.isin(labels, wanted).to(todo.device)]
-        xyz = points[:, :3].to(boxes.dtype)
-        for start in range(0, len(todo), self.chunk_size):
-            index = todo[start:start + self.chunk_size]
-            refined[index, 2] = self._ground_heights(xyz, boxes[index])
+        if len(todo):
+            refined[todo, 2] = self._ground_heights(points[:, :3].to(boxes.dtype), boxes[todo])
         return refined
 
     def _ground_heights(self, xyz: Tensor, boxes: Tensor) -> Tensor:
         """``[N, 3]`` points, ``[K, >=7]`` boxes -> ``[K]`` new bottoms (old where no ground)."""
-        offset = xyz[None, :, :2] - boxes[:, None, :2]  # [K, N, 2]
-        cos, sin = torch.cos(boxes[:, 6:7]), torch.sin(boxes[:, 6:7])  # [K, 1]
-        # the points in each box's frame: u along its length (dx), v along its width (dy)
-        u = (offset[..., 0] * cos + offset[..., 1] * sin).abs()
-        v = (-offset[..., 0] * sin + offset[..., 1] * cos).abs()
-        half_l, half_w = boxes[:, 3:4] / 2, boxes[:, 4:5] / 2
-        outer = (u <= half_l + self.ring_outer) & (v <= half_w + self.ring_outer)
-        inner = (u <= half_l + self.ring_inner) & (v <= half_w + self.ring_inner)
-        near_bottom = (xyz[None, :, 2] - boxes[:, 2:3]).abs() <= self.height_band
-        ground = outer & ~inner & near_bottom  # [K, N]
-        counts = ground.sum(dim=1)
-        # median per row: sort the ground heights first (others pushed to +inf), take the middle
-        heights = torch.where(ground, xyz[None, :, 2], torch.full_like(u, float('inf')))
-        ordered = heights.sort(dim=1).values
-        middle = ((counts - 1).clamp(min=0) // 2).unsqueeze(1)  # torch.median's lower middle
-        median = ordered.gather(1, middle).squeeze(1)
+        ground = (self._in_band(xyz, boxes, self.ring_outer)
+                  & ~self._in_band(xyz, boxes, self.ring_inner))  # [N, K]
+        counts = ground.sum(dim=0)
+        heights = torch.where(ground, xyz[:, 2:3], torch.full_like(xyz[:, 2:3], float('nan')))
+        median = heights.nanmedian(dim=0).values  # the lower middle for an even count
         return torch.where(counts >= self.min_points, median, boxes[:, 2])
+
+    def _in_band(self, xyz: Tensor, boxes: Tensor, margin: float) -> Tensor:
+        """``[N, K]`` bool: inside box k's footprint grown by ``margin`` on every side and
+        within ``height_band`` of its bottom (mmcv's rotated point-in-box test)."""
+        band = boxes[:, :7].clone()
+        band[:, 2] -= self.height_band
+        band[:, 3:5] += 2 * margin
+        band[:, 5] = 2 * self.height_band
+        inside = points_in_boxes_cpu(xyz[None].float().cpu(), band[None].float().cpu())[0]
+        return inside.bool().to(xyz.device)
