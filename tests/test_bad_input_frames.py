@@ -218,7 +218,7 @@ def test_predict_gives_frames_without_points_an_empty_result(empty_frame_set, co
     from mmdet3d.structures import LiDARInstance3DBoxes
     cfg = retarget(load(config), empty_frame_set)
     model = _build_model(cfg).eval()
-    assert type(model).__name__ == 'EmptyScanSafeMVXFasterRCNN'
+    assert type(model).__name__ == 'GeminiMVXFasterRCNN'
     # The head's class-score maps show what the model computed for the frame with points.
     # (Its boxes cannot be compared: the initial weights tie many scores exactly, and NMS
     # then keeps any of the tied boxes.)

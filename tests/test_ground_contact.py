@@ -83,18 +83,18 @@ def test_bad_settings_are_named(kwargs, message):
 
 
 def test_the_detector_hands_its_predictions_to_the_refiner():
-    """EmptyScanSafeMVXFasterRCNN(ground_refiner=...) returns the refiner's boxes for each
+    """GeminiMVXFasterRCNN(ground_refiner=...) returns the refiner's boxes for each
     frame, computed from that frame's own points; without the key, the head's boxes."""
     from mmdet3d.registry import MODELS
     from mmdet3d.structures import Det3DDataSample, LiDARInstance3DBoxes
     from mmengine.structures import InstanceData
 
-    from gemini_det3d.detectors import EmptyScanSafeMVXFasterRCNN
+    from gemini_det3d.detectors import GeminiMVXFasterRCNN
 
     head_boxes = [torch.tensor([[10.0, 0.0, -1.4, 4.0, 1.6, 1.5, 0.0]]),
                   torch.tensor([[10.0, 0.0, -0.9, 4.0, 1.6, 1.5, 0.0]])]
 
-    class FixedPredictions(EmptyScanSafeMVXFasterRCNN):
+    class FixedPredictions(GeminiMVXFasterRCNN):
         def _predict_nonempty(self, batch_inputs_dict, batch_data_samples, **kwargs):
             for boxes, sample in zip(head_boxes, batch_data_samples):
                 sample.pred_instances_3d = InstanceData(

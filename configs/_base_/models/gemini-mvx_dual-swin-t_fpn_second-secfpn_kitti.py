@@ -11,7 +11,7 @@ _point_cloud_range = [0, -40, -3, 70.4, 40, 1]
 
 model = dict(
     # mmdet3d's MVXFasterRCNN that also takes frames without points (empty prediction, no loss)
-    type='EmptyScanSafeMVXFasterRCNN',
+    type='GeminiMVXFasterRCNN',
     data_preprocessor=dict(
         type='Det3DDataPreprocessor',
         voxel=True,

@@ -26,17 +26,17 @@ model = dict(
         fusion_layer=dict(img_channels=img_channels, pts_channels=32, mid_channels=64,
                           out_channels=64, img_levels=[0, 1, 2, 3])),
     # 11 x 256 x 256 voxels -> two stages (one stride-2) -> z 6 -> conv_out -> 2 x 32 channels,
-    # as mmdet3d's SECOND ends with 2 z levels. Until 2026-12-01: 0.1 x 0.1 x 0.2 m voxels,
-    # three stages, 2 x 64 channels (README, history of the tiny config); with the 24-wide Swin
-    # 0.75 s per training step here against 0.91 s then (2 threads)
+    # as mmdet3d's SECOND ends with 2 z levels; with the 24-wide Swin 0.75 s per training step
+    # (2 threads) against 0.91 s for 0.1 x 0.1 x 0.2 m voxels and three stages
+    # (docs/experiments.md, history of the tiny config)
     pts_middle_encoder=dict(in_channels=64, sparse_shape=[11, 256, 256],
                             base_channels=16, output_channels=32,
                             encoder_channels=((16, ), (32, 32, 32)),
                             encoder_paddings=((1, ), (1, 1, 1))),
     # SECOND's first BEV block at the head's 0.4 m cells, the second at 0.8 m (as the main
     # config): starting at 0.8 m instead measured Car / Ped / Cyc 3D AP40 28-34 / 34-38 / 7-9
-    # (3 runs) against 38-44 / 50-57 / 10-24 at 0.4 m (4 runs, before the 0.2 m z voxels and
-    # the FPN without BN; README "The demo's figures")
+    # (3 runs) against 38-44 / 50-57 / 10-24 at 0.4 m (4 runs, with 0.1 m z voxels and a BN
+    # FPN; docs/experiments.md)
     pts_backbone=dict(in_channels=64, layer_nums=[2, 2], layer_strides=[1, 2], out_channels=[64, 128]),
     pts_neck=dict(in_channels=[64, 128], upsample_strides=[1, 2], out_channels=[64, 64]),
     pts_bbox_head=dict(
@@ -47,8 +47,8 @@ model = dict(
             [0, -25.6, -1.78, 51.2, 25.6, -1.78],
         ])),
     # Box bottoms onto the ground around them, after NMS: within the budget the model finds
-    # where an object is but not the height of the ground under it (README, "What limits
-    # Car 3D"); off (None) gives the head's boxes unchanged.
+    # where an object is but not the height of the ground under it (docs/experiments.md,
+    # "What limits Car 3D"); off (None) gives the head's boxes unchanged.
     ground_refiner=dict(type='GroundContactRefiner', ring_inner=0.3, ring_outer=2.0,
                         height_band=0.5, min_points=5))
 
@@ -79,7 +79,7 @@ test_pipeline = [
 ]
 # One frame per step: 1000 AdamW updates in 10 epochs at the same cost per frame as 500 steps of
 # 2 frames (0.72 s vs 1.40 s per step, 2 threads); Pedestrian and Cyclist 3D AP rose clearly, Car 3D
-# stayed within the run-to-run spread (README, history of the tiny config). Every BN sees thousands
+# stayed within the run-to-run spread (docs/experiments.md). Every BN sees thousands
 # of voxels / BEV cells per frame.
 train_dataloader = dict(
     batch_size=1, num_workers=1, persistent_workers=False,  # exact resume (EpochSeedHook)
@@ -92,7 +92,7 @@ test_evaluator = val_evaluator
 # CPU schedule: AdamW + one-cycle-like cosine over a fixed number of epochs, 100 warm-up steps
 # (at batch 1: lr 0.002; 0.003 measured Car 3D 33.9 against 50.6, one run each); 10 epochs =
 # 1000 steps: 0.75-0.81 s per step in the training loop (2 threads, data worker beside it); the
-# demo measured 14.1 min of training + evaluation against its 15 (README)
+# demo measures 14.1 min of training + evaluation (README)
 lr = 0.002
 optim_wrapper = dict(optimizer=dict(lr=lr), paramwise_cfg=dict(custom_keys={'img_backbone': dict(lr_mult=1.0)}))
 param_scheduler = [

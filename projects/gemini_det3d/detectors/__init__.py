@@ -1,7 +1,6 @@
-from .bev_height_map import BEVHeightMap
-from .empty_scan_safe_mvx import EmptyScanSafeMVXFasterRCNN
+from .gemini_mvx_faster_rcnn import GeminiMVXFasterRCNN
 from .ground_contact import GroundContactError, GroundContactRefiner
 from .ground_truth_oracle import GroundTruthOracle
 
-__all__ = ['BEVHeightMap', 'EmptyScanSafeMVXFasterRCNN', 'GroundContactError', 'GroundContactRefiner',
+__all__ = ['GeminiMVXFasterRCNN', 'GroundContactError', 'GroundContactRefiner',
            'GroundTruthOracle']

@@ -4,7 +4,7 @@ Cars, pedestrians and cyclists stand on the ground, and KITTI's boxes (like the 
 set's) have their bottom face on it. The tiny CPU detectors find where an object is and which
 way it points well within their budget, but not the height of the ground under it: their
 predicted box bottoms are off by 0.16 m (standard deviation) on the synthetic val cars, which
-decides most of their Car 3D IoU-0.7 misses (README, "What limits Car 3D"). The ground itself
+decides most of their Car 3D IoU-0.7 misses (docs/experiments.md, "What limits Car 3D"). The ground itself
 is in the scan: the points just around a box's footprint, at about the box's bottom height,
 are mostly road. This module measures it there after the head's decoding, with no parameters,
 the way ground-plane priors are used in KITTI pipelines:

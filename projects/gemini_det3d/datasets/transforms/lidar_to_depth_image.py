@@ -15,7 +15,7 @@ Before projecting it checks that the image belongs to the calibration (see
 :mod:`.image_calib_check`): a resized image or another camera's calibration would put every
 point at the wrong pixel silently, so it stops training / testing with one line naming the
 image instead. A scan without points gives an all-zero grid (its detections are empty: see
-:class:`~gemini_det3d.detectors.EmptyScanSafeMVXFasterRCNN`).
+:class:`~gemini_det3d.detectors.GeminiMVXFasterRCNN`).
 """
 from typing import Optional, Sequence
 

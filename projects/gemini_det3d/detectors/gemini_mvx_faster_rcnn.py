@@ -1,41 +1,25 @@
-"""``EmptyScanSafeMVXFasterRCNN``: mmdet3d's MVXFasterRCNN for batches with frames without points.
+"""``GeminiMVXFasterRCNN``: mmdet3d's MVXFasterRCNN as this project uses it.
 
-A frame whose scan puts no point into the voxel grid (a 0-byte ``.bin``, a LiDAR dropout,
-every point outside ``point_cloud_range``) has zero voxels, and mmdet3d's MVX path breaks on it
-(each seen on the tiny configs):
+Three things on top of mmdet3d's MVX detector:
 
-* ``MVXTwoStageDetector.extract_pts_feat`` and ``HardVFE.fusion_with_mask`` take the batch
-  size from the last voxel's sample index (``coors[-1, 0] + 1``): an ``IndexError`` when no
-  sample has a voxel, and when the last sample is the empty one, one sample too few (PointFusion
-  indexes past its point list; without fusion the head gets a BEV batch one sample short);
-* spconv's sparse encoder fails on zero voxels (``tensor must not empty``);
-* when the empty sample is not the last, the batch runs, and the head predicts boxes for it
-  from an all-zero BEV map (biases and normalisation shifts alone: 48 to 50 boxes from the
-  tiny configs' initial weights): detections without any evidence.
-
-So empty samples leave the batch before the model sees it:
-
-* ``predict`` (and so ``test_step``): an empty sample gets an empty prediction; the others
-  are predicted together as before. The model is in eval mode there (BatchNorm uses its
-  running statistics), so a sample's result does not depend on its batch mates.
-* ``loss``: an empty sample contributes no loss: there is nothing to learn its labels from,
-  and zero LiDAR features would teach the head to put boxes where nothing was measured.
-  A batch of only empty samples gives zero losses that still reach every trainable parameter,
-  so the step, the logs and DDP's gradient reduction go on as usual.
-
-With ``ground_refiner`` (e.g. ``dict(type='GroundContactRefiner')``, see
-``ground_contact.py``) each frame's predicted boxes get their bottoms moved onto the ground
-measured in that frame's scan around them, after the head's decoding and NMS.
-
-With ``pts_height_map`` (e.g. ``dict(type='BEVHeightMap', ...)``, see ``bev_height_map.py``)
-it stacks per-cell height statistics of the raw points onto the sparse encoder's output
-before SECOND (whose ``in_channels`` grow by the map's channels).
-
-It also adds the image backbone's own losses (``pop_auxiliary_losses``, e.g. TokenFusion's
-L1 sparsity loss on its token scores) to the head's: mmdet3d's MVX detector only knows the
-head's.
+* **The image backbone's own losses.** Fusion modules may add a loss of their own (TokenFusion's
+  L1 sparsity loss on its token scores); ``loss`` adds the backbone's
+  ``pop_auxiliary_losses()`` to the head's, since mmdet3d's MVX detector only knows the head's.
+* **Frames without points.** A frame whose scan puts no point into the voxel grid (a 0-byte
+  ``.bin``, a LiDAR dropout, every point outside ``point_cloud_range``) has zero voxels, and
+  mmdet3d's MVX path breaks on it: ``extract_pts_feat`` and ``HardVFE.fusion_with_mask`` take
+  the batch size from the last voxel's sample index (an ``IndexError``, or one sample too few),
+  spconv fails on zero voxels, and an empty sample in the middle of a batch gets boxes predicted
+  from an all-zero BEV map (biases alone). So empty samples leave the batch before the model sees
+  it: in ``predict`` an empty sample gets an empty prediction (eval mode, so the other samples'
+  results do not depend on it); in ``loss`` it contributes nothing, and a batch of only empty
+  samples gives zero losses that still reach every trainable parameter (DDP's reduction and the
+  logs go on as usual).
+* **An optional box post-processor** ``ground_refiner`` (e.g.
+  ``dict(type='GroundContactRefiner')``, see ``ground_contact.py``): each frame's predicted boxes
+  get their bottoms moved onto the ground measured in that frame's scan, after decoding and NMS.
 """
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional
 
 import torch
 from mmdet3d.models.detectors import MVXFasterRCNN
@@ -49,42 +33,19 @@ _HEAD_LOSS_KEYS = ('loss_cls', 'loss_bbox', 'loss_dir')
 
 
 @MODELS.register_module()
-class EmptyScanSafeMVXFasterRCNN(MVXFasterRCNN):
-    """MVXFasterRCNN that accepts samples with no point in the voxel grid (same arguments).
-
-    Such a sample gets an empty ``pred_instances_3d`` and contributes no training loss.
+class GeminiMVXFasterRCNN(MVXFasterRCNN):
+    """mmdet3d's MVXFasterRCNN plus the image backbone's losses, frames without points and an
+    optional box post-processor (module docstring).
 
     Args:
-        pts_height_map (dict, optional): a module config such as ``BEVHeightMap``'s; its
-            ``[B, K, H, W]`` output is concatenated to the sparse encoder's ``[B, C, H, W]``.
         ground_refiner (dict, optional): a module config such as ``GroundContactRefiner``'s,
             applied to each frame's predicted boxes with its points.
         Everything else: as ``MVXFasterRCNN``.
     """
 
-    def __init__(self, *args, pts_height_map: Optional[dict] = None,
-                 ground_refiner: Optional[dict] = None, **kwargs):
+    def __init__(self, *args, ground_refiner: Optional[dict] = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.pts_height_map = MODELS.build(pts_height_map) if pts_height_map else None
         self.ground_refiner = MODELS.build(ground_refiner) if ground_refiner else None
-
-    def extract_pts_feat(self, voxel_dict: Dict[str, Tensor], points: Optional[List[Tensor]] = None,
-                         img_feats: Optional[Sequence[Tensor]] = None,
-                         batch_input_metas: Optional[List[dict]] = None) -> Sequence[Tensor]:
-        """mmdet3d's MVX point branch, plus the optional height map before SECOND."""
-        if self.pts_height_map is None or not self.with_pts_bbox:
-            return super().extract_pts_feat(voxel_dict, points, img_feats, batch_input_metas)
-        voxel_features = self.pts_voxel_encoder(voxel_dict['voxels'], voxel_dict['num_points'],
-                                                voxel_dict['coors'], img_feats, batch_input_metas)
-        batch_size = int(voxel_dict['coors'][-1, 0].item()) + 1
-        x = self.pts_middle_encoder(voxel_features, voxel_dict['coors'], batch_size)
-        height_map = self.pts_height_map(voxel_dict['voxels'], voxel_dict['num_points'],
-                                         voxel_dict['coors'], batch_size)
-        x = torch.cat([x, height_map.to(x.dtype)], dim=1)
-        x = self.pts_backbone(x)
-        if self.with_pts_neck:
-            x = self.pts_neck(x)
-        return x
 
     def predict(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample],
                 **kwargs) -> List[Det3DDataSample]:
