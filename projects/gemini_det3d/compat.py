@@ -18,11 +18,6 @@ CUDA tensors / when a CUDA device is present, so on GPU machines nothing changes
    (``rotate_iou_gpu_eval``) whose module cannot even be imported without a GPU. We register a
    CPU module of the same name whose :func:`rotate_iou_cpu_eval` has the same arguments and
    ``criterion`` semantics, compiled with numba's CPU ``njit``.
-4. Not a CPU matter but a version one: torch >= 2.6 loads with ``weights_only=True`` by
-   default, and mmengine 0.10.7 checkpoints hold its message hub (``HistoryBuffer``) and
-   numpy objects, so ``--resume`` / ``tools/test.py`` could not read the project's own
-   checkpoints. Local checkpoint files are loaded with ``weights_only=False`` again (as every
-   torch before 2.6 did): load only checkpoints you trust.
 5. Also a version matter: mmdet3d 1.4's ``DataBaseSampler`` (ground-truth sampling, the
    ``ObjectSample`` transform) asks for ``np.long``, which numpy 1.24 removed (numpy 2 has it
    again, as the C ``long``): without it every GT-sampling config fails at its first frame.
@@ -343,27 +338,6 @@ def patch_kitti_rotate_iou() -> bool:
 
 
 # --------------------------------------------------------------------------------------------
-# 4. mmengine checkpoints under torch >= 2.6
-# --------------------------------------------------------------------------------------------
-def patch_mmengine_local_checkpoint_loading() -> bool:
-    """Re-register mmengine's local-file checkpoint loader with ``weights_only=False``."""
-    try:
-        from mmengine.runner.checkpoint import CheckpointLoader
-    except ImportError:
-        return False
-
-    def load_from_local(filename, map_location):
-        import os.path as osp
-        filename = osp.expanduser(filename)
-        if not osp.isfile(filename):
-            raise FileNotFoundError(f'{filename} can not be found.')
-        return torch.load(filename, map_location=map_location, weights_only=False)
-
-    CheckpointLoader.register_scheme(prefixes='', force=True)(load_from_local)
-    return True
-
-
-# --------------------------------------------------------------------------------------------
 # 5. np.long for mmdet3d's DataBaseSampler
 # --------------------------------------------------------------------------------------------
 def patch_numpy_long_alias() -> bool:
@@ -418,7 +392,6 @@ def apply_all() -> dict:
         _APPLIED['spconv_stream'] = patch_spconv_stream()
         _APPLIED['dynamic_scatter'] = patch_dynamic_scatter()
         _APPLIED['kitti_rotate_iou'] = patch_kitti_rotate_iou()
-        _APPLIED['mmengine_checkpoint_loading'] = patch_mmengine_local_checkpoint_loading()
         _APPLIED['numpy_long_alias'] = patch_numpy_long_alias()
         _APPLIED['spconv_cpu_scatter_add'] = patch_spconv_cpu_scatter_add()
     return dict(_APPLIED)
