@@ -4,6 +4,7 @@ from collections import OrderedDict
 import pytest
 import torch
 from mmdet.models.backbones.swin import SwinTransformer
+from mmengine.config import ConfigDict
 
 import gemini_det3d  # noqa: F401  (registers the modules)
 from gemini_det3d.backbones import DualSwinInputError, DualSwinTransformer
@@ -250,5 +251,76 @@ def test_pretrained_with_fusion_reports_new_tensors_and_rejects_garbage(tmp_path
     not_torch.write_text('not a checkpoint')
     model = _tiny_dual(init_cfg=dict(type='Pretrained', checkpoint=str(not_torch)))
     with pytest.raises(GeminiInputError, match=r'notes.pth: cannot read the checkpoint') as info:
+        model.init_weights()
+    assert '\n' not in str(info.value)
+
+
+def _mmdet_reference(path, window_size, convert_weights, final_norm=None):
+    """A plain mmdet SwinTransformer loaded by mmdet's own ``init_weights`` from ``path``
+    (the expectation, computed without the project's loading code)."""
+    reference = SwinTransformer(in_channels=3, **dict(TINY, window_size=window_size),
+                                convert_weights=convert_weights,
+                                init_cfg=ConfigDict(type='Pretrained', checkpoint=str(path)))
+    reference.init_weights()
+    state = reference.state_dict()
+    if final_norm is not None:  # the official release's final norm is the last stage's
+        state.update({f'norm3.{k}': v for k, v in final_norm.items()})
+    return state
+
+
+@pytest.mark.parametrize('key_style', ['official', 'mmdet_detector'])
+@pytest.mark.parametrize('window_size', [7, 5])  # 5: tables resized from the checkpoint's 7
+def test_pretrained_streams_equal_mmdet_loading_into_a_plain_swin(
+        tmp_path, single_stream_swin, key_style, window_size):
+    state = single_stream_swin.state_dict()
+    if key_style == 'official':
+        checkpoint = {'model': _to_official_names(state)}
+        final_norm = {k[len('norm.'):]: v for k, v in checkpoint['model'].items()
+                      if k.startswith('norm.')}
+    else:
+        checkpoint = {'state_dict': {'backbone.' + k: v for k, v in state.items()}}
+        final_norm = None
+    path, reference_path = tmp_path / 'swin.pth', tmp_path / 'swin_for_mmdet.pth'
+    torch.save(checkpoint, path)
+    # mmdet's loader stops at a relative_position_index of another window size, so its
+    # reference input goes without these recomputed buffers
+    wrapper = next(iter(checkpoint))
+    torch.save({wrapper: {k: v for k, v in checkpoint[wrapper].items()
+                          if not k.endswith(('relative_position_index', 'attn_mask'))}},
+               reference_path)
+    expected = _mmdet_reference(reference_path, window_size, key_style == 'official', final_norm)
+
+    for share_weights in (True, False):
+        model = _tiny_dual(share_weights=share_weights, window_size=window_size,
+                           fusion_cfg=dict(type='NoFusion'),
+                           init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+        model.init_weights()
+        rgb_state, lidar_state = _stream_state(model.rgb), _stream_state(model.lidar)
+        assert sorted(rgb_state) == sorted(lidar_state) == sorted(expected)
+        for key, value in expected.items():
+            assert torch.equal(rgb_state[key], value), key
+            if key == 'patch_embed.projection.weight':  # RGB kernel averaged, repeated
+                value = value.mean(dim=1, keepdim=True).repeat(1, LIDAR_CHANNELS, 1, 1)
+            assert torch.equal(lidar_state[key], value), key
+    if window_size != 7:  # the resize happened (not a silently kept initial table)
+        table = 'stages.0.blocks.0.attn.w_msa.relative_position_bias_table'
+        assert expected[table].shape == (81, 1) and state[table].shape == (169, 1)
+
+
+def test_pretrained_missing_file_or_deeper_swin_is_one_line_naming_the_file(
+        tmp_path, single_stream_swin):
+    missing = tmp_path / 'nowhere' / 'swin.pth'
+    model = _tiny_dual(init_cfg=dict(type='Pretrained', checkpoint=str(missing)))
+    with pytest.raises(FileNotFoundError) as info:
+        model.init_weights()
+    assert str(missing) in str(info.value) and '\n' not in str(info.value)
+
+    deeper = SwinTransformer(in_channels=3, **dict(TINY, depths=(1, 1, 2, 1)))
+    path = tmp_path / 'swin_deeper.pth'
+    torch.save({'state_dict': {'backbone.' + k: v for k, v in deeper.state_dict().items()}},
+               path)
+    model = _tiny_dual(init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    with pytest.raises(GeminiInputError,
+                       match=r'swin_deeper.pth: .*stages.2.blocks.1.* is not in the model') as info:
         model.init_weights()
     assert '\n' not in str(info.value)

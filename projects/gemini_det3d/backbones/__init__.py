@@ -1,7 +1,7 @@
 """Backbones: the two-stream Swin Transformer that hosts the fusion modules."""
 from .channel_slice import ChannelSliceBackbone
 from .dual_swin import DualSwinInputError, DualSwinTransformer
-from .swin_checkpoint import SwinCheckpointError, read_single_stream_swin
+from .swin_checkpoint import SwinCheckpointError, load_swin_checkpoint
 
 __all__ = ['ChannelSliceBackbone', 'DualSwinTransformer', 'DualSwinInputError', 'SwinCheckpointError',
-           'read_single_stream_swin']
+           'load_swin_checkpoint']

@@ -31,7 +31,7 @@ from mmdet3d.registry import MODELS
 
 from ..errors import GeminiInputError
 from ..fusion.builder import build_fusion, unknown_fusion_type_problem
-from .swin_checkpoint import RECOMPUTED_BUFFER_SUFFIXES, fit_to_stream, read_single_stream_swin
+from .swin_checkpoint import copy_stream_weights, load_swin_checkpoint
 
 RGB_CHANNELS = 3
 FUSION_POSITIONS = ('block', 'stage')
@@ -216,49 +216,21 @@ class DualSwinTransformer(BaseModule):
             super().init_weights()
 
     def load_single_stream_checkpoint(self, path: str) -> None:
-        """Load one Swin's weights into both streams; log what did not fit, once."""
-        single = read_single_stream_swin(path)
-        own_state = self.state_dict()
-        dual_state = {}
-        for prefix, stream, in_channels in (('rgb.', self.rgb, RGB_CHANNELS),
-                                            ('lidar.', self.lidar, self.lidar_channels)):
-            fitted = fit_to_stream(single, stream.state_dict(), in_channels)
-            if stream is self.lidar and self.share_weights:  # its stages are the RGB ones
-                fitted = {k: v for k, v in fitted.items() if not k.startswith('stages.')}
-            dual_state.update((prefix + k, v) for k, v in fitted.items())
-
-        mismatched = sorted(
-            f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own_state[k].shape)}'
-            for k, v in dual_state.items() if k in own_state and v.shape != own_state[k].shape)
-        dual_state = {k: v for k, v in dual_state.items()
-                      if k not in own_state or v.shape == own_state[k].shape}
-        result = self.load_state_dict(dual_state, strict=False)
-        self._log_load_report(path, result.missing_keys, result.unexpected_keys, mismatched)
-
-    def _log_load_report(self, path: str, missing: List[str], unexpected: List[str],
-                         mismatched: List[str]) -> None:
-        new_modules = ('fusions.', 'merge_logits')
-        new_count = sum(k.startswith(new_modules) for k in missing)
-        missing = _once_per_stream_pair(
-            k for k in missing
-            if not k.startswith(new_modules) and not k.endswith(RECOMPUTED_BUFFER_SUFFIXES))
-        unexpected = _once_per_stream_pair(unexpected)
+        """Load one Swin's weights into both streams: mmdet's loader fills the RGB stream,
+        the LiDAR stream copies it (patch-embedding kernel adapted); log what did not fit."""
+        report = load_swin_checkpoint(self.rgb, path)
+        copy_stream_weights(self.rgb, self.lidar)
+        lidar_keys = self.lidar.state_dict().keys()
+        missing = [f'{k} [lidar, rgb]' if k in lidar_keys else f'{k} [rgb]'
+                   for k in report.missing]
+        new_count = sum(not k.startswith(('rgb.', 'lidar.')) for k in self.state_dict())
         lines = [f'DualSwinTransformer: loaded single-stream Swin weights from {path} into '
                  f'both streams ({new_count} fusion/merge tensors start from their own init)']
         level = logging.INFO
         for title, keys in (('missing in the checkpoint', missing),
-                            ('in the checkpoint but not in the model', unexpected),
-                            ('shape mismatch, not loaded', mismatched)):
+                            ('in the checkpoint but not in the model', report.unexpected),
+                            ('shape mismatch, not loaded', report.mismatched)):
             if keys:
                 level = logging.WARNING
-                lines.append(f'  {title} ({len(keys)}): ' + ', '.join(keys))
+                lines.append(f'  {title} ({len(keys)}): ' + ', '.join(sorted(keys)))
         print_log('\n'.join(lines), logger='current', level=level)
-
-
-def _once_per_stream_pair(keys) -> List[str]:
-    """``rgb.k`` and ``lidar.k`` -> one entry ``k [rgb, lidar]``: a key is listed once."""
-    streams_of = {}
-    for key in keys:
-        stream, _, rest = key.partition('.')
-        streams_of.setdefault(rest, []).append(stream)
-    return [f'{k} [{", ".join(sorted(set(v)))}]' for k, v in sorted(streams_of.items())]

@@ -1,21 +1,23 @@
-"""Reading a single-stream Swin checkpoint for the two-stream backbone.
+"""A single-stream Swin checkpoint loaded into the streams of the two-stream backbone.
 
-Accepts what users have: mmdet's key names (a bare ``SwinTransformer`` state dict, or a
-detector checkpoint whose backbone keys start with ``backbone.``) and the official Swin
-release's key names (``layers.*``, ``patch_embed.proj``, under ``'model'``), which mmdet's
-own ``swin_converter`` translates (its final ``norm`` becomes the last stage's output
-norm; the other stages' output norms are not in an official release and stay as
-initialised). The result always has the key names of mmdet's
-``SwinTransformer``, i.e. of one stream of :class:`DualSwinTransformer`.
+mmdet's ``SwinTransformer.init_weights`` (``init_cfg=dict(type='Pretrained', checkpoint=PATH)``)
+does the loading: it unwraps ``state_dict`` / ``model``, converts official key names
+(``swin_converter``, with ``convert_weights``), keeps the ``backbone.`` keys and resizes
+relative position tables to the window. Added here is what it does not do: pick
+``convert_weights`` from the keys; load a bare ``SwinTransformer`` state dict (mmdet keeps only
+``backbone.`` keys; no window resize then); give the official final ``norm`` to the last
+stage's norm; skip recomputed buffers (another window's ``relative_position_index`` would stop
+the load) and report tensors of another shape (torch refuses them even with ``strict=False``);
+adapt the LiDAR stream's patch-embedding kernel; one-line errors naming the file.
 """
 import pickle
 import zipfile
-from collections import OrderedDict
-from typing import Dict, Mapping
+from functools import partial
+from typing import List, Mapping, NamedTuple, Tuple
 
 import torch
-import torch.nn.functional as F
-from mmdet.models.backbones.swin import swin_converter
+from mmdet.models.backbones.swin import SwinTransformer
+from mmengine.config import ConfigDict
 from mmengine.runner.checkpoint import CheckpointLoader
 from torch import Tensor
 
@@ -23,68 +25,99 @@ from ..errors import GeminiInputError
 
 # deterministic buffers the model computes itself (and whose shape depends on the window)
 RECOMPUTED_BUFFER_SUFFIXES = ('relative_position_index', 'attn_mask')
+PATCH_EMBED_KERNEL = 'patch_embed.projection.weight'
 
 
 class SwinCheckpointError(GeminiInputError):
     """Raised, with one line naming the checkpoint, when it holds no usable Swin weights."""
 
 
-def _is_official_swin(state_dict: Mapping[str, Tensor]) -> bool:
-    return any(k.startswith(('layers.', 'patch_embed.proj.')) for k in state_dict)
+class SwinLoadReport(NamedTuple):
+    """Keys that did not fit (``mismatched``: ``'key: checkpoint (s) vs model (s)'``)."""
+    missing: List[str]
+    unexpected: List[str]
+    mismatched: List[str]
 
 
-def _strip_prefix(state_dict: Mapping[str, Tensor], prefix: str) -> Dict[str, Tensor]:
-    return OrderedDict((k[len(prefix):] if k.startswith(prefix) else k, v)
-                       for k, v in state_dict.items())
-
-
-def _official_final_norm_to_last_stage(state_dict: Mapping[str, Tensor]) -> Dict[str, Tensor]:
-    """The official release's ``norm.*`` normalises the last stage's output: that is what
-    mmdet calls ``norm{last stage}``, which ``swin_converter`` leaves unmapped."""
-    stages = {int(k.split('.')[1]) for k in state_dict if k.startswith('layers.')}
-    if not stages:
-        return dict(state_dict)
-    last = max(stages)
-    return OrderedDict((f'norm{last}.' + k[len('norm.'):] if k.startswith('norm.') else k, v)
-                       for k, v in state_dict.items())
-
-
-def read_single_stream_swin(path: str, logger=None) -> Dict[str, Tensor]:
-    """Load ``path`` and return its Swin weights under mmdet ``SwinTransformer`` names.
-
-    Recomputed buffers (``relative_position_index``, ``attn_mask``) are dropped.
+def read_swin_state_dict(path: str) -> Tuple[str, Mapping[str, Tensor]]:
+    """``(style, state_dict)`` of ``path``; style ``'official'`` (the Swin release's names),
+    ``'backbone'`` (mmdet names under ``backbone.``) or ``'bare'`` (mmdet names).
 
     Raises:
-        FileNotFoundError: no such file.
+        FileNotFoundError: no such file (mmengine's one line naming it).
         SwinCheckpointError: the file is no torch checkpoint, or holds no Swin weights.
     """
     try:
-        checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu', logger=logger)
+        checkpoint = CheckpointLoader.load_checkpoint(path, map_location='cpu', logger='silent')
     except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError) as error:
         reason = (str(error).splitlines() or [type(error).__name__])[0]
         raise SwinCheckpointError(f'{path}: cannot read the checkpoint ({reason})') from None
     state_dict = checkpoint
-    if isinstance(checkpoint, Mapping):
-        for wrapper_key in ('state_dict', 'model'):
-            if isinstance(checkpoint.get(wrapper_key), Mapping):
-                state_dict = checkpoint[wrapper_key]
-                break
-    if not isinstance(state_dict, Mapping) or not state_dict:
-        raise SwinCheckpointError(f'{path}: no state dict found in the checkpoint')
-    state_dict = _strip_prefix(state_dict, 'module.')
-    if _is_official_swin(state_dict):
-        state_dict = _official_final_norm_to_last_stage(state_dict)
-        state_dict = swin_converter(state_dict)  # -> mmdet names, under 'backbone.'
-    if any(k.startswith('backbone.') for k in state_dict):
-        state_dict = OrderedDict((k[len('backbone.'):], v) for k, v in state_dict.items()
-                                 if k.startswith('backbone.'))
-    state_dict = OrderedDict((k, v) for k, v in state_dict.items()
-                             if not k.endswith(RECOMPUTED_BUFFER_SUFFIXES))
-    if not any(k.startswith(('stages.', 'patch_embed.')) for k in state_dict):
-        raise SwinCheckpointError(
-            f'{path}: no Swin weights in it (expected keys like stages.* / patch_embed.* '
-            f'or the official layers.* / patch_embed.proj.*)')
-    return state_dict
+    if isinstance(checkpoint, Mapping):  # the wrappers mmdet's init_weights unwraps
+        state_dict = checkpoint.get('state_dict', checkpoint.get('model', checkpoint))
+    keys = list(state_dict) if isinstance(state_dict, Mapping) else []
+    for style, prefixes in (('official', ('layers.', 'patch_embed.proj.')),
+                            ('backbone', ('backbone.stages.', 'backbone.patch_embed.')),
+                            ('bare', ('stages.', 'patch_embed.'))):
+        if any(k.startswith(prefixes) for k in keys):
+            return style, state_dict
+    raise SwinCheckpointError(
+        f'{path}: no Swin weights in it (expected keys like stages.* / patch_embed.*, '
+        f'backbone.stages.* or the official layers.* / patch_embed.proj.*)')
+
+
+def _fit_to_stream(stream: SwinTransformer, state_dict: dict, prefix: str, *hook_args,
+                   mismatched: List[str]) -> None:
+    """``load_state_dict`` pre-hook of a stream: edits the incoming ``state_dict`` in place."""
+    own = stream.state_dict()
+    last_norm = f'norm{len(stream.stages) - 1}.'
+    for key in list(state_dict):
+        value = state_dict.pop(key)
+        if key.endswith(RECOMPUTED_BUFFER_SUFFIXES):
+            continue
+        if key.startswith('norm.'):  # the official release's final norm
+            key = last_norm + key[len('norm.'):]
+        if key in own and own[key].shape != value.shape:
+            mismatched.append(f'{key}: checkpoint {tuple(value.shape)} '
+                              f'vs model {tuple(own[key].shape)}')
+            continue
+        state_dict[key] = value
+
+
+def _record_incompatible(stream, incompatible, report: SwinLoadReport) -> None:
+    report.missing.extend(k for k in incompatible.missing_keys
+                          if not k.endswith(RECOMPUTED_BUFFER_SUFFIXES))
+    report.unexpected.extend(incompatible.unexpected_keys)
+
+
+def load_swin_checkpoint(stream: SwinTransformer, path: str) -> SwinLoadReport:
+    """Load a Swin checkpoint (official or mmdet key names) into ``stream`` with mmdet's
+    ``init_weights`` (a bare state dict with ``load_state_dict``), through the fitting hook."""
+    style, state_dict = read_swin_state_dict(path)
+    report = SwinLoadReport([], [], [])
+    hooks = (stream.register_load_state_dict_pre_hook(
+                 partial(_fit_to_stream, mismatched=report.mismatched)),
+             stream.register_load_state_dict_post_hook(
+                 partial(_record_incompatible, report=report)))
+    saved = stream.init_cfg, stream.convert_weights
+    try:
+        if style == 'bare':
+            stream.load_state_dict(state_dict, strict=False)
+        else:
+            del state_dict  # mmdet reads the file itself: do not hold it twice
+            stream.init_cfg = ConfigDict(type='Pretrained', checkpoint=path)
+            stream.convert_weights = style == 'official'
+            try:
+                stream.init_weights()
+            except KeyError as error:  # mmdet looks up every table key in the model
+                raise SwinCheckpointError(
+                    f'{path}: {error.args[0]} is not in the model (a Swin of other depths '
+                    f'or stages?)') from None
+    finally:
+        for hook in hooks:
+            hook.remove()
+        stream.init_cfg, stream.convert_weights = saved
+    return report
 
 
 def adapt_patch_embed_kernel(kernel: Tensor, in_channels: int) -> Tensor:
@@ -98,37 +131,13 @@ def adapt_patch_embed_kernel(kernel: Tensor, in_channels: int) -> Tensor:
     return kernel.mean(dim=1, keepdim=True).repeat(1, in_channels, 1, 1)
 
 
-def resize_relative_position_table(table: Tensor, num_rows: int) -> Tensor:
-    """Resize a relative position bias table ``[(2w-1)^2, heads]`` to ``num_rows`` rows.
-
-    Checkpoints trained with another window size have another table size; the table is a
-    (2w-1) x (2w-1) grid per head, resized bicubically.
-    """
-    if table.shape[0] == num_rows:
-        return table
-    side_in, side_out = round(table.shape[0]**0.5), round(num_rows**0.5)
-    heads = table.shape[1]
-    grid = table.t().reshape(1, heads, side_in, side_in)
-    grid = F.interpolate(grid, size=(side_out, side_out), mode='bicubic', align_corners=False)
-    return grid.reshape(heads, num_rows).t().contiguous()
-
-
 @torch.no_grad()
-def fit_to_stream(state_dict: Mapping[str, Tensor], stream_state: Mapping[str, Tensor],
-                  in_channels: int) -> Dict[str, Tensor]:
-    """Adapt single-stream weights to one stream: its input channels and window size.
-
-    Args:
-        state_dict: mmdet-named Swin weights (from :func:`read_single_stream_swin`).
-        stream_state: the stream's own ``state_dict()`` (for target shapes).
-        in_channels: the stream's input channels (3 for RGB, the LiDAR grid's count).
-    """
-    fitted = OrderedDict()
-    for key, value in state_dict.items():
-        if key == 'patch_embed.projection.weight':
-            value = adapt_patch_embed_kernel(value, in_channels)
-        elif (key.endswith('relative_position_bias_table') and key in stream_state
-              and stream_state[key].shape[1] == value.shape[1]):  # same heads, other window
-            value = resize_relative_position_table(value, stream_state[key].shape[0])
-        fitted[key] = value
-    return fitted
+def copy_stream_weights(source: SwinTransformer, target: SwinTransformer) -> None:
+    """Give ``target`` the weights of ``source`` (same architecture), its patch-embedding
+    kernel adapted to ``target``'s input channels. Stages that ``target`` takes from
+    ``source`` (weight sharing: not in its ``state_dict``) are left alone."""
+    target_keys = target.state_dict().keys()
+    state = {k: v for k, v in source.state_dict().items() if k in target_keys}
+    state[PATCH_EMBED_KERNEL] = adapt_patch_embed_kernel(
+        state[PATCH_EMBED_KERNEL], target.patch_embed.projection.in_channels)
+    target.load_state_dict(state, strict=True)
