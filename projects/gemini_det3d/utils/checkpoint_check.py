@@ -2,17 +2,26 @@
 
 mmengine loads checkpoints non-strictly: weights of another model (another fusion type,
 another width, a LiDAR-only run) load "fine", a warning scrolls past in the log, and the
-test then measures a half-random network. Here the checkpoint's ``state_dict`` is compared
-with the model's, key by key and shape by shape, before it is used: anything missing,
-unexpected or of another shape is an error that lists the first few keys of each kind
-with their counts. A file that is no checkpoint at all is one line too.
+test then measures a half-random network. Here the weights are loaded with mmengine's strict
+load, and its report (missing keys, unexpected keys, torch's size mismatches) becomes one
+line that lists the first few keys of each kind with their counts. A file that is no
+checkpoint at all is one line too.
 """
 import os.path as osp
-from typing import Dict, List, Mapping
+import re
+from typing import Mapping
 
 from ..errors import GeminiInputError
+from .safe_checkpoint import UnsafeCheckpointError
 
 SHOWN_KEYS = 3  # keys listed per kind; the counts say how many there are
+
+# the lines of mmengine's ``load_state_dict`` report, and torch's size-mismatch message in it
+_MISSING = re.compile(r'^missing keys in source state_dict: (.*)$', re.M)
+_UNEXPECTED = re.compile(r'^unexpected key in source state_dict: (.*)$', re.M)
+_RESHAPED = re.compile(r'size mismatch for (\S+): copying a param with shape torch\.Size\('
+                       r'\[(.*?)\]\) from checkpoint, the shape in current model is '
+                       r'torch\.Size\(\[(.*?)\]\)')
 
 
 class CheckpointMismatchError(GeminiInputError):
@@ -26,6 +35,8 @@ def read_checkpoint(path: str) -> dict:
 
     Raises:
         CheckpointMismatchError: no such file, not loadable by torch, or no tensors in it.
+        UnsafeCheckpointError: the file would run code while it loads (see
+            :mod:`.safe_checkpoint`).
     """
     import torch
     from mmengine.runner.checkpoint import _load_checkpoint
@@ -33,6 +44,8 @@ def read_checkpoint(path: str) -> dict:
         raise CheckpointMismatchError(f'{path}: checkpoint file not found')
     try:
         checkpoint = _load_checkpoint(path, map_location='cpu')
+    except UnsafeCheckpointError:
+        raise
     except Exception as exc:  # noqa: BLE001  (pickle / zip / torch errors of every kind)
         reason = ' '.join(str(exc).split())[:160] or type(exc).__name__
         raise CheckpointMismatchError(
@@ -47,18 +60,19 @@ def read_checkpoint(path: str) -> dict:
     return dict(checkpoint)
 
 
-def _strip_wrapper_prefix(state: Mapping) -> Dict:
-    """``module.x`` -> ``x``, as mmengine's loader does for (distributed) wrapper keys."""
-    return {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-
-
-def _listed(title: str, keys: List[str]) -> str:
+def _listed(title: str, keys) -> str:
     more = f', ... ({len(keys) - SHOWN_KEYS} more)' if len(keys) > SHOWN_KEYS else ''
     return f'{len(keys)} {title}: {", ".join(keys[:SHOWN_KEYS])}{more}'
 
 
+def _shape(dims: str) -> str:
+    """``'2, 3'`` (inside torch's ``torch.Size([2, 3])``) -> ``'(2, 3)'``."""
+    return str(tuple(int(d) for d in dims.split(',') if d.strip()))
+
+
 def check_checkpoint_fits(model, checkpoint: dict, path: str, config: str = '') -> None:
-    """Raise unless ``checkpoint['state_dict']`` has exactly the model's keys and shapes.
+    """Load ``checkpoint['state_dict']`` into ``model`` with mmengine's strict load; raise
+    unless it has exactly the model's keys and shapes.
 
     Args:
         model (nn.Module): the built model (a wrapper such as DDP is looked through).
@@ -69,24 +83,30 @@ def check_checkpoint_fits(model, checkpoint: dict, path: str, config: str = '') 
     Raises:
         CheckpointMismatchError: ``'{path}: weights of another model (...): N missing in the
             checkpoint: k1, k2, k3, ... (N-3 more); M not in the model: ...; S of another
-            shape: key checkpoint (a, b) vs model (c, d), ...'``.
+            shape: key checkpoint (a, b) vs model (c, d), ...'``; keys in the order of the
+            model (missing, reshaped) or of the checkpoint (not in the model).
     """
     from mmengine.model import is_model_wrapper
-    if is_model_wrapper(model):
-        model = model.module
-    theirs = _strip_wrapper_prefix(checkpoint['state_dict'])
-    ours = model.state_dict()
-    missing = [k for k in ours if k not in theirs]
-    unexpected = [k for k in theirs if k not in ours]
-    reshaped = [f'{k} checkpoint {tuple(theirs[k].shape)} vs model {tuple(v.shape)}'
-                for k, v in ours.items() if k in theirs and theirs[k].shape != v.shape]
-    if not (missing or unexpected or reshaped):
+    from mmengine.runner.checkpoint import _load_checkpoint_to_model
+    model = model.module if is_model_wrapper(model) else model
+    try:
+        _load_checkpoint_to_model(model, checkpoint, strict=True)
         return
+    except RuntimeError as exc:
+        report = str(exc)
+        if 'do not match exactly' not in report:
+            raise
+    # mmengine lists unexpected keys module by module; the checkpoint's order reads better
+    position = {re.sub(r'^module\.', '', k): i for i, k in enumerate(checkpoint['state_dict'])}
+    missing, unexpected = ([k for m in pattern.findall(report) for k in m.split(', ')]
+                           for pattern in (_MISSING, _UNEXPECTED))
+    unexpected.sort(key=lambda k: position.get(k, len(position)))
+    reshaped = [f'{key} checkpoint {_shape(theirs)} vs model {_shape(ours)}'
+                for key, theirs, ours in _RESHAPED.findall(report)]
     parts = [_listed(title, keys) for title, keys in (
         ('missing in the checkpoint', missing), ('not in the model', unexpected),
         ('of another shape', reshaped)) if keys]
     target = f'the model of {config}' if config else 'this model'
     raise CheckpointMismatchError(
         f'{path}: weights of another model, they do not fit {target} '
-        f'({len(ours)} tensors): ' + '; '.join(parts))
-
+        f'({len(model.state_dict())} tensors): ' + '; '.join(parts))

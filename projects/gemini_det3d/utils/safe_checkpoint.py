@@ -2,13 +2,13 @@
 
 A pickle can name any importable function and have it called while the file loads;
 ``torch.load(..., weights_only=True)`` only builds tensors, containers, numbers, strings and
-the globals it is told are safe. A training checkpoint of mmengine 0.10.7 holds a few more than
-torch allows by default: its message hub keeps :class:`~mmengine.logging.HistoryBuffer`
+the globals it is told are safe. A training checkpoint of mmengine 0.10.7 holds a few more
+than torch allows by default: its message hub keeps :class:`~mmengine.logging.HistoryBuffer`
 objects (numpy arrays inside, and their statistics functions, which pickle protocol 2 writes
-as ``getattr(HistoryBuffer, 'mean')``) and numpy scalars. :data:`SAFE_GLOBALS` allows exactly
-those; ``getattr`` only in that one use. A file that needs any other global is refused with
-one line naming the file and the global (:class:`UnsafeCheckpointError`) before its pickle is
-unpickled.
+as ``getattr(HistoryBuffer, 'mean')``), and numpy scalars appear in the runtime info and in
+mmdet3d's ``dataset_meta``. :data:`SAFE_GLOBALS` allows exactly those, ``getattr`` only in
+that one use. A file that needs any other global is refused with one line naming the file and
+the global (:class:`UnsafeCheckpointError`) before its pickle is unpickled.
 
 :func:`install` registers :func:`load_local_checkpoint` as mmengine's ``CheckpointLoader``
 scheme for local files, so ``Runner`` (``load_from``, ``resume``),
@@ -26,8 +26,9 @@ from ..errors import GeminiInputError
 
 # the statistics HistoryBuffer registers itself (mmengine 0.10.7 ``_set_default_statistics``)
 HISTORY_BUFFER_STATISTICS = ('min', 'max', 'current', 'mean')
-# a HistoryBuffer's value and count arrays, numpy scalars of the runtime info
-CHECKPOINT_DTYPES = ('float64', 'int64')
+# a HistoryBuffer's value and count arrays; numpy str scalars among the keys of mmdet3d's
+# KITTI ``dataset_meta['categories']``, which mmengine saves in ``meta``
+CHECKPOINT_DTYPES = ('float64', 'int64', 'str')
 NOT_A_STATISTIC = 'is not a HistoryBuffer statistic'
 
 
@@ -79,7 +80,9 @@ def load_local_checkpoint(filename: str, map_location=None):
     Raises:
         FileNotFoundError: no such file (as mmengine's own local loader).
         UnsafeCheckpointError: the file names a global outside the allow-list.
-        Exception: whatever torch raises for a file that is no checkpoint.
+        pickle.UnpicklingError: what stopped the weights-only unpickler in a file that is no
+            checkpoint (or a damaged one).
+        Exception: whatever else torch raises for a file that is no checkpoint.
     """
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
@@ -92,23 +95,21 @@ def load_local_checkpoint(filename: str, map_location=None):
             return torch.load(filename, map_location=map_location, weights_only=True)
         except pickle.UnpicklingError as exc:
             # the unpickler stopped at a global or a call the scan cannot see (a file in
-            # torch's legacy format, ``getattr`` used for more than a HistoryBuffer statistic)
-            what = _refused_call(exc)
-            if what is None:
-                raise  # not a safety matter: a damaged file or no checkpoint at all
-            raise _refusal(filename, what) from None
+            # torch's legacy format, ``getattr`` used for more than a HistoryBuffer statistic),
+            # or at something that is no safety matter (a plain pickle, a damaged file)
+            reason = _unpickler_reason(exc)
+            name = re.search(r'GLOBAL (\S+) was not an allowed global', reason)
+            if name:
+                raise _refusal(filename, f'it needs {name.group(1)}') from None
+            if 'reduce for unrecognized function' in reason or NOT_A_STATISTIC in reason:
+                raise _refusal(filename, reason) from None
+            raise pickle.UnpicklingError(f'weights-only load: {reason}') from None
 
 
-def _refused_call(exc: pickle.UnpicklingError):
-    """What torch's weights-only unpickler refused to import or call, or None."""
+def _unpickler_reason(exc: pickle.UnpicklingError) -> str:
+    """The line of torch's weights-only error that says what stopped the unpickler."""
     lines = str(exc).split('WeightsUnpickler error: ', 1)[-1].splitlines()
-    reason = next((line.strip() for line in lines if line.strip()), '')
-    name = re.search(r'GLOBAL (\S+) was not an allowed global', reason)
-    if name:
-        return f'it needs {name.group(1)}'
-    if 'reduce for unrecognized function' in reason or NOT_A_STATISTIC in reason:
-        return reason
-    return None
+    return next((line.strip() for line in lines if line.strip()), str(exc))
 
 
 def install() -> None:
