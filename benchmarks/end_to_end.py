@@ -44,11 +44,9 @@ import multiprocessing
 import os
 import os.path as osp
 import platform
-import sys
 import tempfile
 import time
 
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 from e2e_frame import FrameFiles, describe_batch, make_batch, write_frame  # noqa: E402
@@ -56,7 +54,7 @@ from e2e_measure import (GIB, build_model, count_params,  # noqa: E402
                          follow_live_memory_in_resident_set, fusion_summary, is_out_of_memory,
                          memory_peaks, read_status_kb, short_reason, timed_pass)
 from e2e_report import add_medians_and_ratios, write_outputs  # noqa: E402
-from machine import cpu_name  # noqa: E402
+from gemini_det3d.utils.machine import cpu_name  # noqa: E402
 
 _CONFIGS = 'configs/gemini_det3d/'
 _ABLATIONS = _CONFIGS + 'ablations/'

@@ -220,7 +220,7 @@ def swin_block_params(channels):
 
 def machine_line(args):
     import torch
-    from machine import cpu_name
+    from gemini_det3d.utils.machine import cpu_name
     device = torch.cuda.get_device_name(0) if args.device == 'cuda' else cpu_name()
     return (f'machine: {device}; {os.cpu_count()} cores, torch {torch.__version__}, '
             f'{args.threads or torch.get_num_threads()} torch thread(s), '

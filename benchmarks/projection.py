@@ -26,7 +26,7 @@ from gemini_det3d.datasets.transforms.depth_grid import (  # noqa: E402
     point_channel_values, project_lidar_to_depth_grid, project_points_to_image,
     rasterize_nearest)
 
-from machine import cpu_name  # noqa: E402
+from gemini_det3d.utils.machine import cpu_name  # noqa: E402
 
 IMAGE_HW = (375, 1242)
 # KITTI frame 000000's calibration (camera 2), rounded.

@@ -29,7 +29,7 @@ from gemini_det3d.data.synthetic_calib import sample_kitti_calib  # noqa: E402
 from gemini_det3d.data.synthetic_kitti import make_synthetic_kitti  # noqa: E402
 from gemini_det3d.data.synthetic_labels import label_objects  # noqa: E402
 from gemini_det3d.data.synthetic_scene import sample_scene  # noqa: E402
-from machine import cpu_name  # noqa: E402
+from gemini_det3d.utils.machine import cpu_name  # noqa: E402
 
 
 def stage_times(frames: int, seed: int) -> dict:

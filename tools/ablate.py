@@ -16,9 +16,9 @@ import subprocess
 import sys
 import time
 
+from gemini_det3d.utils.machine import cpu_name
+
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO)
-from benchmarks.machine import cpu_name  # noqa: E402
 COLUMNS = [('Car', 'Car_3D_AP40_moderate_strict'), ('Pedestrian', 'Pedestrian_3D_AP40_moderate_strict'),
            ('Cyclist', 'Cyclist_3D_AP40_moderate_strict'), ('Car BEV', 'Car_BEV_AP40_moderate_strict')]
 

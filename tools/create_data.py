@@ -9,12 +9,9 @@ a malformed scan, calib or label) stops the run with one line on stderr naming t
 the problem (exit status 2) and nothing written. ``ImageSets/test.txt`` is optional.
 """
 import argparse
-import os.path as osp
 import sys
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'projects'))
-
-from gemini_det3d.utils.cli import run_cli  # noqa: E402
+from gemini_det3d.utils.cli import run_cli
 
 
 def parse_args(argv=None):

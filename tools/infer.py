@@ -12,12 +12,9 @@ cloud (size not a multiple of 16 bytes), a malformed calib, an image whose size 
 with its calibration (see gemini_det3d/datasets/transforms/image_calib_check.py).
 """
 import argparse
-import os.path as osp
 import sys
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'projects'))
-
-from gemini_det3d.utils.cli import run_cli  # noqa: E402
+from gemini_det3d.utils.cli import run_cli
 
 
 def parse_args(argv=None):

@@ -13,9 +13,7 @@ import os
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'projects'))
-
-from gemini_det3d.utils.cli import run_cli  # noqa: E402
+from gemini_det3d.utils.cli import run_cli
 
 
 def parse_args(argv=None):

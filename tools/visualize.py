@@ -17,12 +17,9 @@ Per frame it writes ``{frame}_bev.png``, ``{frame}_chase.png`` and ``{frame}_cam
 ``--interactive`` also opens an Open3D window per frame where a display exists.
 """
 import argparse
-import os.path as osp
 import sys
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'projects'))
-
-from gemini_det3d.utils.cli import run_cli  # noqa: E402
+from gemini_det3d.utils.cli import run_cli
 
 
 def parse_args(argv=None):
