@@ -11,8 +11,7 @@ import pytest
 
 from gemini_det3d.errors import GeminiInputError
 from gemini_det3d.visualization import GT_RGB, PRED_RGB, FramePictureWriter, VisFrame
-from gemini_det3d.visualization.image_overlay import (clip_segments_to_image, project_segments,
-                                                      render_camera_view)
+from gemini_det3d.visualization.image_overlay import project_segments, render_camera_view
 from gemini_det3d.visualization.views import view_projection
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -158,26 +157,64 @@ def test_box_behind_the_camera_is_skipped_and_straddling_edges_are_clipped(scene
     behind = np.array([[-10.0, 0.0, -1.7, 4.0, 1.8, 1.5, 0.0]])
     picture = render_camera_view(scene['image'], None, lidar2img, gt_boxes=behind)
     assert _mask(picture[..., ::-1], GT_RGB).sum() == 0
-    # an edge from 5 m behind to 20 m ahead: only its front part, clipped to the image
+    # an edge from 5 m behind to 20 m ahead: only its part in front of the near plane
     segment = np.array([[[-5.0, 0.0, -1.7], [20.0, 0.0, -1.7]]])
-    pixels = project_segments(segment, lidar2img, IMAGE_HW)
+    pixels = project_segments(segment, lidar2img, min_depth=0.1)
     assert pixels.shape == (1, 2, 2) and np.isfinite(pixels).all()
-    assert (pixels[..., 0] >= -2.01).all() and (pixels[..., 0] <= IMAGE_HW[1] + 2.01).all()
-    assert (pixels[..., 1] >= -2.01).all() and (pixels[..., 1] <= IMAGE_HW[0] + 2.01).all()
+    near_end = lidar2img[:3] @ np.r_[0.1 + 0.27, 0.0, -1.7, 1.0]  # camera 0.27 m ahead
+    assert np.allclose(pixels[0, 0], near_end[:2] / near_end[2], atol=1e-6)
     far_end = _project(lidar2img, [20.0, 0.0, -1.7])
     assert np.allclose(pixels[0, 1], far_end, atol=1e-6)  # the visible end is untouched
     fully_behind = np.array([[[-5.0, 0.0, -1.7], [-1.0, 0.0, -1.7]]])
-    assert project_segments(fully_behind, lidar2img, IMAGE_HW).shape == (0, 2, 2)
+    assert project_segments(fully_behind, lidar2img).shape == (0, 2, 2)
 
 
-def test_clip_segments_to_image():
-    segments = np.array([[[-50.0, 10.0], [50.0, 10.0]],     # enters from the left
-                         [[10.0, 10.0], [20.0, 20.0]],      # inside
-                         [[-10.0, -10.0], [-5.0, 200.0]]])  # outside, left of the image
-    clipped = clip_segments_to_image(segments, (100, 100), margin=0)
-    assert clipped.shape == (2, 2, 2)
-    assert np.allclose(clipped[0], [[0, 10], [50, 10]])
-    assert np.allclose(clipped[1], segments[1])
+def test_box_crossing_the_near_plane_draws_only_its_part_in_front(scene):
+    lidar2img = _lidar2img()
+    # 6 m long, centred 1 m ahead of the LiDAR: its rear half is behind the camera
+    crossing = np.array([[1.0, 0.0, -1.7, 6.0, 1.8, 1.5, 0.0]])
+    picture = render_camera_view(scene['image'], None, lidar2img, gt_boxes=crossing)
+    mask = _mask(picture[..., ::-1], GT_RGB)
+    assert mask.sum() >= MIN_BOX_PIXELS
+    # its front face (4 m ahead, 1.8 m wide) spans the middle columns
+    cols = np.nonzero(mask)[1]
+    front_left = _project(lidar2img, [4.0, 0.9, -1.7])[0]
+    front_right = _project(lidar2img, [4.0, -0.9, -1.7])[0]
+    assert np.isin(np.arange(int(front_left), int(front_right)), cols).mean() > 0.9
+    # its top left edge runs towards the camera through this point (3 m ahead); a corner
+    # behind the camera projected as if in front would send the edge 15 px higher
+    assert _near_pixel_count(mask, _project(lidar2img, [3.0, 0.9, -0.2])) >= 3
+
+
+def _near_pixel_count(mask, uv, radius=3):
+    u, v = np.round(uv).astype(int)
+    return mask[max(v - radius, 0):v + radius + 1, max(u - radius, 0):u + radius + 1].sum()
+
+
+def test_a_known_box_is_drawn_at_its_projected_corners(scene):
+    """Corners projected by hand from the calibration (not by mmdet3d): box-coloured pixels
+    at every visible corner and along the edges between them, none far from the box."""
+    lidar2img = _lidar2img()
+    x, y, z, length, width, height, _ = GT_BOX[0]
+    corners = np.array([[x + dx * length / 2, y + dy * width / 2, z + dz * height]
+                        for dx in (-1, 1) for dy in (-1, 1) for dz in (0, 1)])  # yaw 0
+    uv = np.array([_project(lidar2img, c) for c in corners])
+    picture = render_camera_view(scene['image'], None, lidar2img, gt_boxes=GT_BOX,
+                                 pred_boxes=np.zeros((0, 7)))[..., ::-1]
+    mask = _mask(picture, GT_RGB)
+    for corner_uv in uv:
+        assert _near_pixel_count(mask, corner_uv) >= 3, corner_uv
+    # the middle of the near bottom edge (rear face, x - l/2) and of a side edge
+    for a, b in ((0, 2), (0, 4), (1, 5)):
+        assert _near_pixel_count(mask, (uv[a] + uv[b]) / 2) >= 3, (a, b)
+    low, high = uv.min(axis=0) - 4, uv.max(axis=0) + 4
+    rows, cols = np.nonzero(mask)
+    assert ((cols >= low[0]) & (cols <= high[0]) & (rows >= low[1]) & (rows <= high[1])).all()
+    # the rest of the picture is the image, untouched
+    untouched = ~np.any(np.abs(picture.astype(int) - scene['image']) > 0, axis=-1)
+    outside = np.ones(IMAGE_HW, bool)
+    outside[int(low[1]):int(high[1]) + 1, int(low[0]):int(high[0]) + 1] = False
+    assert untouched[outside].all()
 
 
 def test_without_vulkan_the_probe_reports_and_auto_falls_back(monkeypatch, capsys):

@@ -1,37 +1,40 @@
-"""Camera picture: the image with the projected 3D boxes and the LiDAR depth grid on top.
+"""Projected 3D boxes on a picture, and the camera picture with the LiDAR depth grid on top.
 
-Boxes are drawn edge by edge: each 3D edge is clipped at the camera's near plane before it is
-projected (an edge that passes behind the camera would otherwise wrap around the image),
-then clipped to the image. The same functions draw the software fallback's BEV and chase
-views, with a virtual camera's projection in place of ``lidar2img``.
+mmdet3d's ``Det3DLocalVisualizer.draw_proj_bboxes_3d`` draws the boxes (matplotlib, Agg canvas:
+no display needed): 12 edges, front face shaded. Its projection has no near plane (a corner
+behind the camera lands mirrored in front), so it gets the boxes wholly in front of it; a box
+crossing it has its edges cut there (:func:`project_segments`) and drawn as lines, as is every
+box's heading tick (:mod:`.box_geometry`, as in the Open3D views). The software scan views use
+the same drawing with a virtual camera. The depth overlay paints exactly the pixels of the
+depth grid the model sees; mmdet3d's ``draw_points_on_image`` scatters antialiased markers in
+a colormap that holds the box colours.
 """
-from typing import Optional, Tuple
+import warnings
+from functools import lru_cache
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from .box_geometry import box_edge_segments
-from .style import DEPTH_COLORMAP, DEPTH_RANGE_M, GT_RGB, PRED_RGB, colorize, rgb_to_bgr
+from .box_geometry import BOX_EDGES, as_box_array, box_outline_points
+from .style import DEPTH_COLORMAP, DEPTH_RANGE_M, GT_RGB, PRED_RGB, colorize
 
-_SUBPIXEL_BITS = 4  # cv2.line's ``shift``: end points with 1/16 pixel precision
+HEADING_TICK = BOX_EDGES[-1:]  # top centre -> middle of the top front edge
 
 
-def project_segments(segments: np.ndarray, projection: np.ndarray, hw: Tuple[int, int],
+def project_segments(segments: np.ndarray, projection: np.ndarray,
                      min_depth: float = 0.1) -> np.ndarray:
-    """Project 3D segments into an image, clipped to the near plane and to the image.
+    """Project 3D segments into an image, cut at the near plane.
 
     Args:
         segments (np.ndarray): [S, 2, 3] end points (LiDAR frame).
         projection (np.ndarray): [4, 4] or [3, 4] world-to-pixel matrix (``lidar2img``), whose
             third output row is the depth.
-        hw (tuple[int, int]): image height and width.
         min_depth (float): near plane; the parts of segments closer than this are cut off.
 
     Returns:
-        np.ndarray: [K, 2, 2] pixel end points (u, v) of the visible segments, K <= S.
+        np.ndarray: [K, 2, 2] pixel end points (u, v) of the segments in front, K <= S.
     """
     segments = np.asarray(segments, dtype=np.float64).reshape(-1, 2, 3)
-    if len(segments) == 0:
-        return np.zeros((0, 2, 2))
     proj = np.asarray(projection, dtype=np.float64)[:3]
     homog = np.concatenate([segments, np.ones(segments.shape[:2] + (1,))], axis=-1) @ proj.T
     depth = homog[..., 2]                              # [S, 2]
@@ -44,54 +47,67 @@ def project_segments(segments: np.ndarray, projection: np.ndarray, hw: Tuple[int
         t = (min_depth - depth[behind, end]) / (depth[behind, other] - depth[behind, end])
         homog[behind, end] += t[:, None] * (homog[behind, other] - homog[behind, end])
         depth[behind, end] = min_depth
-    pixels = homog[..., :2] / depth[..., None]
-    return clip_segments_to_image(pixels, hw)
+    return homog[..., :2] / depth[..., None]
 
 
-def clip_segments_to_image(pixels: np.ndarray, hw: Tuple[int, int], margin: float = 2.0):
-    """Liang-Barsky clipping of 2D segments to the image rectangle (plus a margin).
+# A power of two: pixels / dpi * dpi is exact in floating point, so a figure of exactly the
+# image's size in inches gets exactly its pixels (matplotlib truncates the product).
+FIGURE_DPI = 64
+
+
+@lru_cache(maxsize=1)
+def _visualizer():
+    """One visualizer (one matplotlib figure), reused: ``set_image`` clears it."""
+    from mmdet3d.visualization import Det3DLocalVisualizer
+    visualizer = Det3DLocalVisualizer(name='gemini_det3d_boxes')
+    visualizer.fig_save.set_dpi(FIGURE_DPI)
+    visualizer.dpi = FIGURE_DPI
+    return visualizer
+
+
+def draw_boxes(image_rgb: np.ndarray, boxes_and_colors: Sequence[Tuple[object, tuple]],
+               projection: np.ndarray, line_width: float = 2, min_depth: float = 0.1):
+    """Draw 3D boxes projected into ``image_rgb`` [H, W, 3] uint8 (not modified).
 
     Args:
-        pixels (np.ndarray): [S, 2, 2] end points (u, v).
+        boxes_and_colors: ``(boxes, rgb)`` pairs, drawn in that order; boxes as
+            :func:`.box_geometry.as_box_array` takes them (LiDAR frame).
+        projection (np.ndarray): [4, 4] LiDAR-to-pixel matrix (``lidar2img``) whose third
+            output row is the depth; ``min_depth`` is its near plane.
+        line_width (float): in pixels.
 
     Returns:
-        np.ndarray: [K, 2, 2] the parts inside, K <= S (segments fully outside dropped).
+        np.ndarray: [H, W, 3] uint8 RGB picture (the input itself when there is no box).
     """
-    height, width = hw
-    start, delta = pixels[:, 0], pixels[:, 1] - pixels[:, 0]
-    t_low, t_high = np.zeros(len(pixels)), np.ones(len(pixels))
-    bounds = ((0, -margin, width + margin), (1, -margin, height + margin))
-    for axis, low, high in bounds:
-        sides = ((-delta[:, axis], start[:, axis] - low), (delta[:, axis], high - start[:, axis]))
-        for p, q in sides:
-            parallel = np.abs(p) < 1e-12
-            with np.errstate(divide='ignore', invalid='ignore'):
-                r = q / np.where(parallel, 1.0, p)
-            t_high = np.where(parallel & (q < 0), -1.0, t_high)  # parallel and outside
-            t_low = np.where(~parallel & (p < 0), np.maximum(t_low, r), t_low)
-            t_high = np.where(~parallel & (p > 0), np.minimum(t_high, r), t_high)
-    keep = t_low <= t_high
-    clipped = np.stack([start + t_low[:, None] * delta, start + t_high[:, None] * delta], axis=1)
-    return clipped[keep]
-
-
-def draw_segments(image: np.ndarray, pixels: np.ndarray, color_rgb, thickness: int = 2):
-    """Draw 2D segments [K, 2, 2] onto a BGR image in place."""
-    import cv2
-    color = rgb_to_bgr(color_rgb)
-    scaled = np.round(pixels * (1 << _SUBPIXEL_BITS)).astype(np.int64)
-    for (u0, v0), (u1, v1) in scaled:
-        cv2.line(image, (int(u0), int(v0)), (int(u1), int(v1)), color, thickness,
-                 cv2.LINE_AA, _SUBPIXEL_BITS)
-    return image
-
-
-def draw_boxes(image: np.ndarray, boxes, projection: np.ndarray, color_rgb,
-               thickness: int = 2, min_depth: float = 0.1) -> np.ndarray:
-    """Draw 3D boxes (see :func:`.box_geometry.as_box_array`) projected into a BGR image."""
-    segments = box_edge_segments(boxes)
-    pixels = project_segments(segments, projection, image.shape[:2], min_depth)
-    return draw_segments(image, pixels, color_rgb, thickness)
+    from mmdet3d.structures import LiDARInstance3DBoxes
+    layers = [(as_box_array(boxes), color) for boxes, color in boxes_and_colors]
+    if not any(len(boxes) for boxes, _ in layers):
+        return image_rgb
+    projection = np.asarray(projection, dtype=np.float64).reshape(4, 4)
+    visualizer = _visualizer()
+    visualizer.set_image(image_rgb)
+    # set_image pads the figure by 0.01 px (against that truncation), which makes Agg resample
+    # the image half a pixel off; the exact size gives back every image pixel unchanged
+    height, width = image_rgb.shape[:2]
+    visualizer.fig_save.set_size_inches(width / FIGURE_DPI, height / FIGURE_DPI)
+    points = 72.0 / FIGURE_DPI * line_width  # matplotlib widths are in points
+    with warnings.catch_warnings():  # boxes reaching out of the picture are normal here
+        warnings.filterwarnings('ignore', message='Warning: The .* is out of bounds')
+        for boxes, color in filter(lambda layer: len(layer[0]), layers):
+            outline = box_outline_points(boxes)                        # [M, 10, 3]
+            depth = outline @ projection[2, :3] + projection[2, 3]     # [M, 10]
+            in_front = (depth > min_depth).all(axis=1)
+            if in_front.any():
+                visualizer.draw_proj_bboxes_3d(
+                    LiDARInstance3DBoxes(boxes[in_front]), dict(lidar2img=projection),
+                    edge_colors=tuple(color), line_widths=points)
+            lines = np.concatenate([outline[in_front][:, HEADING_TICK].reshape(-1, 2, 3),
+                                    outline[~in_front][:, BOX_EDGES].reshape(-1, 2, 3)])
+            pixels = project_segments(lines, projection, min_depth)
+            if len(pixels):
+                visualizer.draw_lines(pixels[..., 0], pixels[..., 1], colors=tuple(color),
+                                      line_widths=points)
+    return visualizer.get_image()
 
 
 def overlay_depth(image: np.ndarray, depth: np.ndarray, valid: np.ndarray,
@@ -137,6 +153,7 @@ def render_camera_view(image_bgr: np.ndarray, points: Optional[np.ndarray],
         lidar2img (np.ndarray): [4, 4] LiDAR-to-pixel projection of this image.
         gt_boxes, pred_boxes: LiDAR boxes [M, 7] (or mmdet3d boxes), drawn in
             :data:`GT_RGB` and :data:`PRED_RGB`.
+        thickness (int): box line width in pixels.
 
     Returns:
         np.ndarray: [H, W, 3] uint8 BGR picture.
@@ -145,6 +162,6 @@ def render_camera_view(image_bgr: np.ndarray, points: Optional[np.ndarray],
     if points is not None and len(points):
         depth, valid = depth_grid_of(points, lidar2img, canvas.shape[:2])
         overlay_depth(canvas, depth, valid, depth_radius)
-    draw_boxes(canvas, gt_boxes, lidar2img, GT_RGB, thickness)
-    draw_boxes(canvas, pred_boxes, lidar2img, PRED_RGB, thickness)
-    return canvas
+    picture = draw_boxes(canvas[..., ::-1], [(gt_boxes, GT_RGB), (pred_boxes, PRED_RGB)],
+                         lidar2img, thickness)
+    return np.ascontiguousarray(picture[..., ::-1])

@@ -1,10 +1,11 @@
-"""Software (numpy + OpenCV) rendering of the scan views: the fallback when Open3D's
-offscreen renderer cannot start (no Vulkan driver). Same framing and colours as the Open3D
-path (:mod:`.views`, :mod:`.style`), simpler looks (square points, no shading)."""
+"""Software rendering of the scan views: the fallback when Open3D's offscreen renderer
+cannot start (no Vulkan driver). Same framing and colours as the Open3D path (:mod:`.views`,
+:mod:`.style`), simpler looks: square points (numpy), boxes drawn as on the camera picture
+(:func:`.image_overlay.draw_boxes`, mmdet3d's visualizer)."""
 import numpy as np
 
 from .image_overlay import draw_boxes
-from .style import BACKGROUND_RGB, GT_RGB, PRED_RGB, point_colors, rgb_to_bgr
+from .style import BACKGROUND_RGB, GT_RGB, PRED_RGB, point_colors
 from .views import ViewSpec, view_projection
 
 
@@ -13,7 +14,7 @@ def splat_points(canvas: np.ndarray, points: np.ndarray, colors_rgb: np.ndarray,
     """Draw points as ``point_size`` square pixels, far ones first so near ones cover them.
 
     Args:
-        canvas (np.ndarray): [H, W, 3] uint8 BGR, painted in place.
+        canvas (np.ndarray): [H, W, 3] uint8 RGB, painted in place.
         points (np.ndarray): [N, >=3]; colors_rgb (np.ndarray): [N, 3] uint8.
         projection (np.ndarray): [4, 4] world-to-pixel matrix.
     """
@@ -22,7 +23,7 @@ def splat_points(canvas: np.ndarray, points: np.ndarray, colors_rgb: np.ndarray,
     depth = homog[:, 2]
     front = depth > min_depth
     uv = np.floor(homog[front, :2] / depth[front, None]).astype(np.int64)
-    colors, depth = colors_rgb[front][:, ::-1], depth[front]
+    colors, depth = colors_rgb[front], depth[front]
     order = np.argsort(-depth, kind='stable')
     uv, colors = uv[order], colors[order]
     for du in range(point_size):
@@ -38,10 +39,9 @@ def render_view_software(view: ViewSpec, points: np.ndarray, gt_boxes=None, pred
                          line_width: int = 2) -> np.ndarray:
     """One scan view. Returns [H, W, 3] uint8 RGB (as the Open3D renderer does)."""
     canvas = np.empty((view.height, view.width, 3), np.uint8)
-    canvas[:] = rgb_to_bgr(BACKGROUND_RGB)
+    canvas[:] = BACKGROUND_RGB
     projection = view_projection(view)
     if points is not None and len(points):
         splat_points(canvas, points, point_colors(points, color_by), projection, point_size)
-    draw_boxes(canvas, gt_boxes, projection, GT_RGB, line_width, min_depth=view.near)
-    draw_boxes(canvas, pred_boxes, projection, PRED_RGB, line_width, min_depth=view.near)
-    return canvas[..., ::-1].copy()
+    return draw_boxes(canvas, [(gt_boxes, GT_RGB), (pred_boxes, PRED_RGB)], projection,
+                      line_width, min_depth=view.near)
