@@ -14,6 +14,7 @@ from mmengine.dataset import pseudo_collate
 
 import gemini_det3d  # noqa: F401
 from _configs import REPO, batch_from, load, retarget
+from helpers.ground_truth_oracle import oracle_config, oracle_env
 from gemini_det3d.data import kitti_io
 from gemini_det3d.datasets.transforms.image_calib_check import (
     ImageCalibMismatchError, check_image_matches_calib, principal_point)
@@ -152,9 +153,11 @@ def mismatched_image_set(converted_synthetic_kitti, tmp_path_factory):
 def test_test_tool_stops_with_one_line_on_a_mismatched_image(mismatched_image_set, tmp_path):
     """Through tools/test.py: the pipeline runs in a DataLoader worker (num_workers=1)."""
     root = mismatched_image_set
-    proc = run_tool('tools/test.py', TINY, '--gt-as-pred', '--work-dir', str(tmp_path),
-                    '--cfg-options', f'test_dataloader.dataset.data_root={root}',
-                    f'test_evaluator.ann_file={root}kitti_infos_val.pkl')
+    config = oracle_config(os.path.join(REPO, TINY), tmp_path)  # the ground truth as model
+    proc = subprocess.run([sys.executable, 'tools/test.py', config, '--work-dir', str(tmp_path),
+                           '--cfg-options', f'test_dataloader.dataset.data_root={root}',
+                           f'test_evaluator.ann_file={root}kitti_infos_val.pkl'],
+                          cwd=REPO, capture_output=True, text=True, env=oracle_env())
     line = one_error_line(proc)
     assert f'training/image_2/{FULL_VAL}.png' in line and '621x187' in line
 

@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from _configs import REPO
+from helpers.ground_truth_oracle import oracle_config, oracle_env
 
 TINY = 'configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py'
 CLASSES = ('Car', 'Pedestrian', 'Cyclist')
@@ -24,13 +25,16 @@ def val_heavy_set(tmp_path_factory):
     return str(root) + '/'
 
 
-def _run_test_tool(root, work_dir, *extra):
+def _run_oracle(root, work_dir, shift=(0.0, 0.0, 0.0)):
+    """tools/test.py, without a checkpoint, on the tiny config with the ground truth (boxes
+    shifted ``shift`` metres) as its model."""
     opts = [f'val_dataloader.dataset.data_root={root}', f'test_dataloader.dataset.data_root={root}',
             f'test_evaluator.ann_file={root}kitti_infos_val.pkl',
             'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False']
-    proc = subprocess.run([sys.executable, 'tools/test.py', TINY, *extra, '--work-dir',
+    config = oracle_config(osp.join(REPO, TINY), work_dir, shift)
+    proc = subprocess.run([sys.executable, 'tools/test.py', config, '--work-dir',
                            str(work_dir), '--cfg-options', *opts],
-                          cwd=REPO, capture_output=True, text=True)
+                          cwd=REPO, capture_output=True, text=True, env=oracle_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     with open(osp.join(work_dir, 'metrics.json')) as f:
         metrics = json.load(f)
@@ -53,7 +57,7 @@ def test_ground_truth_as_predictions_scores_100_and_shifted_much_lower(val_heavy
     enough = {k: n >= 41 for k, n in per_level.items()}
     assert all(enough[(c, 1)] and enough[(c, 2)] for c in CLASSES), per_level
 
-    exact = _run_test_tool(val_heavy_set, tmp_path / 'exact', '--gt-as-pred')
+    exact = _run_oracle(val_heavy_set, tmp_path / 'exact')
     checked = 0
     for cls in CLASSES:
         for level, diff in enumerate(('easy', 'moderate', 'hard')):
@@ -66,7 +70,7 @@ def test_ground_truth_as_predictions_scores_100_and_shifted_much_lower(val_heavy
                     checked += 1
     assert checked >= 36
 
-    shifted = _run_test_tool(val_heavy_set, tmp_path / 'shifted', '--gt-as-pred', '2.0')
+    shifted = _run_oracle(val_heavy_set, tmp_path / 'shifted', shift=(2.0, 0.0, 0.0))
     for cls in CLASSES:
         key = f'{cls}_3D_AP40_moderate_strict'
         assert shifted[key] < 30.0, (key, shifted[key])

@@ -2,10 +2,15 @@
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show-dir DIR]
     python tools/test.py CONFIG CHECKPOINT --split test --submission-dir DIR   # official files
-    python tools/test.py CONFIG --gt-as-pred [SHIFT]     # metric wiring: GT fed back as predictions
 
 The checkpoint must hold this config's model: weights of another model (missing, unexpected
-or reshaped keys, listed) or a file that is no checkpoint stop the run with one line.
+or reshaped keys, listed), a file that is no checkpoint or one that would run code while it
+loads stop the run with one line. Only a model without weights (nothing to load) runs
+without a checkpoint.
+
+``--show-dir`` draws what ``--task`` names, as in mmdet3d: ``lidar_det`` the scan with its
+boxes (bird's-eye and chase view), ``mono_det`` the camera image with the projected boxes,
+``multi-modality_det`` both.
 
 ``--split test`` runs on ``kitti_infos_test.pkl`` and writes KITTI's submission format, one
 label ``.txt`` per frame named by its frame id (empty for frames without detections).
@@ -16,27 +21,29 @@ import os.path as osp
 import shutil
 import sys
 
-sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'projects'))
+from gemini_det3d.utils.cli import run_cli
 
-from gemini_det3d.utils.cli import run_cli  # noqa: E402
+
+# the pictures of gemini_det3d.visualization that each of mmdet3d's --task values draws
+TASK_PICTURES = {'lidar_det': ('bev', 'chase'), 'mono_det': ('camera',),
+                 'multi-modality_det': ('bev', 'chase', 'camera')}
 
 
 def parse_args(argv=None):
     from mmengine.config import DictAction
     p = argparse.ArgumentParser(description='Test (and evaluate) a 3D detector')
     p.add_argument('config', help='test config file path')
-    p.add_argument('checkpoint', nargs='?', help='checkpoint file (not needed with --gt-as-pred)')
+    p.add_argument('checkpoint', nargs='?', help='checkpoint file (not needed by a model '
+                   'without weights)')
     p.add_argument('--work-dir', help='where logs and metrics are written')
     p.add_argument('--split', choices=['val', 'test'], default='val',
                    help='val: evaluate KITTI AP; test: write submission files')
     p.add_argument('--submission-dir', help='write KITTI label .txt files here (one per frame)')
     p.add_argument('--out', help='dump the raw predictions (a .pkl) here')
     p.add_argument('--show-dir', help='render pictures of the predictions here')
-    p.add_argument('--task', choices=['lidar_det', 'multi-modality_det'],
-                   default='multi-modality_det', help='kept for mmdet3d compatibility')
-    p.add_argument('--gt-as-pred', nargs='?', type=float, const=0.0, default=None,
-                   metavar='SHIFT', help='replace the model by the ground truth, its boxes '
-                   'shifted SHIFT metres along x: a check of the metric wiring')
+    p.add_argument('--task', choices=list(TASK_PICTURES), default='multi-modality_det',
+                   help='what --show-dir draws: the scan (lidar_det), the camera image '
+                   '(mono_det) or both')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     p.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     p.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -87,17 +94,10 @@ def main(argv=None):
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
 
-    if args.gt_as_pred is not None:
-        if args.split == 'test':
-            raise GeminiInputError('--gt-as-pred needs labels: use --split val')
-        cfg.model = dict(type='GroundTruthOracle', shift=(args.gt_as_pred, 0.0, 0.0))
-        cfg.load_from = None
-    elif not args.checkpoint:
-        raise GeminiInputError('tools/test.py: a CHECKPOINT is needed (or --gt-as-pred)')
-    else:
-        # no such file / not a checkpoint: one line before the runner starts
+    cfg.load_from = args.checkpoint
+    if args.checkpoint:
+        # no such file / not a checkpoint / unsafe to load: one line before the runner starts
         checkpoint = read_checkpoint(args.checkpoint)
-        cfg.load_from = args.checkpoint
 
     submission_dir = args.submission_dir
     if args.split == 'test':
@@ -117,6 +117,9 @@ def main(argv=None):
         # mmengine would load weights of another model non-strictly, with a warning
         check_checkpoint_fits(runner.model, checkpoint, args.checkpoint, args.config)
         del checkpoint  # the runner loads it again, into the model
+    elif runner.model.state_dict():
+        raise GeminiInputError(f'tools/test.py: a CHECKPOINT is needed: the model of '
+                               f'{args.config} has weights to load')
     metrics = runner.test()
     if metrics:
         import json
@@ -127,7 +130,7 @@ def main(argv=None):
         _rename_submission_files(metric['ann_file'], submission_dir)
     if args.show_dir:
         from gemini_det3d.visualization import render_dataset_results
-        render_dataset_results(cfg, out, args.show_dir)
+        render_dataset_results(cfg, out, args.show_dir, pictures=TASK_PICTURES[args.task])
     return metrics
 
 

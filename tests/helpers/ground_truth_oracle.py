@@ -1,10 +1,13 @@
-"""A "detector" that returns each frame's ground truth: the metric-wiring check.
+"""A test aid: a "detector" that returns each frame's ground truth (the metric-wiring check).
 
-``tools/test.py CONFIG --gt-as-pred [SHIFT]`` swaps the config's model for this one, so
-the real data pipeline, evaluator and submission writer run unchanged on the answers
-themselves: KITTI AP must come out at 100 (with >= ~50 boxes per class; fewer and KITTI's
-recall sampling keeps it lower), and shifting the boxes by SHIFT metres must lower it.
+:func:`oracle_config` writes a config that is a project config with this model, so that
+``tools/test.py`` (run with :func:`oracle_env`, no checkpoint: the model has no weights)
+runs the real data pipeline, evaluator and submission writer on the answers themselves:
+KITTI AP must come out at 100 (with >= ~50 boxes per class; fewer and KITTI's recall
+sampling keeps it lower), and shifting the boxes by some metres must lower it.
 """
+import os
+import os.path as osp
 from typing import List, Optional, Sequence
 
 import torch
@@ -31,8 +34,6 @@ class GroundTruthOracle(BaseModel):
         super().__init__(data_preprocessor=MODELS.build(data_preprocessor), init_cfg=init_cfg)
         self.shift = torch.tensor(list(shift), dtype=torch.float32)
         self.generator = torch.Generator().manual_seed(seed)
-        # a parameter so that the runner can build an optimiser / move the model
-        self.dummy = torch.nn.Parameter(torch.zeros(1))
 
     def forward(self, inputs: dict, data_samples: List[Det3DDataSample], mode: str = 'predict'):
         if mode != 'predict':
@@ -51,3 +52,24 @@ class GroundTruthOracle(BaseModel):
                 bboxes_3d=boxes, scores_3d=scores, labels_3d=labels[keep].long())
             sample.pred_instances = InstanceData()
         return data_samples
+
+
+TESTS = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def oracle_config(base_config: str, folder, shift: Sequence[float] = (0.0, 0.0, 0.0)) -> str:
+    """Write ``folder/oracle.py``: ``base_config`` (a path) with this oracle as its model."""
+    path = osp.join(str(folder), 'oracle.py')
+    os.makedirs(str(folder), exist_ok=True)
+    with open(path, 'w') as f:
+        f.write(f"_base_ = [{osp.abspath(base_config)!r}]\n"
+                "custom_imports = dict(imports=['gemini_det3d', 'helpers.ground_truth_oracle'],"
+                " allow_failed_imports=False)\n"
+                f"model = dict(_delete_=True, type='GroundTruthOracle', shift={tuple(shift)!r})\n")
+    return path
+
+
+def oracle_env() -> dict:
+    """The environment for a tool run on :func:`oracle_config`: ``tests/`` importable."""
+    paths = [TESTS] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
