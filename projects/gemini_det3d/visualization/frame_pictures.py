@@ -12,6 +12,7 @@ from .image_overlay import render_camera_view
 from .views import KITTI_BEV_RANGE, bev_view, chase_view
 
 BACKENDS = ('auto', 'open3d', 'software')
+PICTURES = ('bev', 'chase', 'camera')  # the scan from above and from behind, the camera image
 DEFAULT_SIZE = (1000, 800)  # width, height of the scan views (one size: one Open3D renderer)
 
 
@@ -46,15 +47,22 @@ class FramePictureWriter:
         bev_range: (x_min, y_min, x_max, y_max) shown in the BEV (default: KITTI's range).
         color_by: point colours, ``'height'`` or ``'reflectance'``.
         size: (width, height) of the scan views.
+        pictures: which of :data:`PICTURES` to write.
     """
 
     def __init__(self, backend: str = 'auto', bev_range: Optional[Sequence[float]] = None,
                  color_by: str = 'height', size=DEFAULT_SIZE, point_size: float = 2.0,
-                 line_width: float = 3.0):
-        self.backend = resolve_backend(backend)
+                 line_width: float = 3.0, pictures: Sequence[str] = PICTURES):
+        unknown = sorted(set(pictures) - set(PICTURES))
+        if unknown or not pictures:
+            raise GeminiInputError(f'pictures must be some of {PICTURES}, got {tuple(pictures)}')
+        self.pictures = tuple(name for name in PICTURES if name in pictures)
         width, height = size
-        self.views = dict(bev=bev_view(bev_range or KITTI_BEV_RANGE, width, height),
-                          chase=chase_view(width, height))
+        self.views = {name: view for name, view in (
+            ('bev', bev_view(bev_range or KITTI_BEV_RANGE, width, height)),
+            ('chase', chase_view(width, height))) if name in self.pictures}
+        # no scan view, no renderer to probe for
+        self.backend = resolve_backend(backend) if self.views else 'none'
         self.color_by = color_by
         self.point_size = point_size
         self.line_width = line_width
@@ -72,13 +80,14 @@ class FramePictureWriter:
                                     int(round(self.line_width)))
 
     def write(self, frame: VisFrame, out_dir) -> Dict[str, Path]:
-        """Write the frame's pictures; returns ``{'bev': path, 'chase': path, 'camera': path}``
-        (no camera picture for a frame without an image)."""
+        """Write the frame's pictures; returns ``{name: path}`` for those of ``pictures``
+        (``'bev'``, ``'chase'``, ``'camera'``; no camera picture for a frame without an image)."""
         import cv2
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         pictures = {name: self.render_scan_view(name, frame)[..., ::-1] for name in self.views}
-        if frame.image_bgr is not None and frame.lidar2img is not None:
+        if ('camera' in self.pictures and frame.image_bgr is not None
+                and frame.lidar2img is not None):
             pictures['camera'] = render_camera_view(frame.image_bgr, frame.points,
                                                     frame.lidar2img, frame.gt_boxes,
                                                     frame.pred_boxes)
@@ -106,12 +115,13 @@ def write_frames(frames, out_dir, writer: Optional[FramePictureWriter] = None,
 
 def render_dataset_results(cfg, results, out_dir, split: str = 'test',
                            num: Optional[int] = None, score_thr: float = 0.3,
-                           backend: str = 'auto') -> Dict[str, Dict[str, Path]]:
-    """Pictures of a split's frames with the predictions of a results ``.pkl`` (used by
-    ``tools/test.py --show-dir``)."""
+                           backend: str = 'auto', pictures: Sequence[str] = PICTURES
+                           ) -> Dict[str, Dict[str, Path]]:
+    """Pictures (some of :data:`PICTURES`) of a split's frames with the predictions of a
+    results ``.pkl`` (used by ``tools/test.py --show-dir``)."""
     from .dataset_frame_source import DatasetFrames, bev_range_of
     frames = DatasetFrames(cfg, split, results=results, num=num, score_thr=score_thr)
-    writer = FramePictureWriter(backend, bev_range=bev_range_of(cfg))
+    writer = FramePictureWriter(backend, bev_range=bev_range_of(cfg), pictures=pictures)
     written = write_frames(frames, out_dir, writer)
-    print(f'{len(written)} frames x {len(writer.views) + 1} pictures -> {out_dir}')
+    print(f'{len(written)} frames x {len(writer.pictures)} pictures -> {out_dir}')
     return written
