@@ -24,3 +24,10 @@ bench: setup
 # whole detectors at KITTI input size: per-frame latency and peak memory, ratios (about 30 min on CPU)
 bench-e2e: setup
 	$(PY) benchmarks/end_to_end.py
+
+# CUDA machines: set up the CUDA stack (tools/setup_cuda_env.sh) and print one report of the
+# CUDA path (ops vs CPU, KITTI IoU, training steps, latency) -> work_dirs/gpu_check/report.md.
+# Without a GPU it says so in one line and exits 2 before installing anything.
+.PHONY: gpu-check
+gpu-check:
+	python3 tools/gpu_check/run.py
