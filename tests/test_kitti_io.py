@@ -212,6 +212,24 @@ def test_truncated_or_wrong_size_image(frame):
     _expect_error(lambda: kitti_io.check_image(path, decode=True), path, 'not a readable image')
 
 
+def test_png_damaged_where_a_header_check_cannot_see(frame):
+    """Pixel data intact but the IEND checksum cut off (OpenCV refuses it), and one flipped
+    byte inside the pixel data (the chunk's checksum no longer matches)."""
+    import cv2
+    _, paths = frame
+    path = paths['image_2']
+    data = path.read_bytes()
+    path.write_bytes(data[:-4])
+    assert cv2.imread(str(path)) is None
+    _expect_error(lambda: kitti_io.check_image(path), path, 'truncated')
+    middle = bytearray(data)
+    middle[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(middle))
+    _expect_error(lambda: kitti_io.check_image(path), path, 'PNG is truncated or corrupt')
+    path.write_text('not an image at all')
+    _expect_error(lambda: kitti_io.check_image(path), path, 'not a readable image')
+
+
 def test_label_wrong_field_count(tmp_path):
     path = tmp_path / '000000.txt'
     lines = GOOD_LABEL.splitlines()

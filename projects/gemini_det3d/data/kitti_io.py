@@ -21,7 +21,6 @@ Conventions (as KITTI and mmdet3d 1.x):
   last (mmdet3d numbers the objects assuming so).
 """
 import os
-import struct
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -48,8 +47,7 @@ KITTI_CLASSES = ('Car', 'Van', 'Truck', 'Pedestrian', 'Person_sitting', 'Cyclist
 KITTI_IMAGE_HW = (375, 1242)  # the most common KITTI image size (it varies by a few pixels)
 LABEL_FIELDS = 15
 
-_PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
-_PNG_IEND = b'IEND\xaeB`\x82'
+_PNG_IEND = b'IEND\xaeB`\x82'  # the last chunk's type and checksum: a PNG's last 8 bytes
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,22 +326,29 @@ def check_image(path: PathLike, expected_hw: Optional[Tuple[int, int]] = None,
                 decode: bool = False) -> Tuple[int, int]:
     """Check that an image exists and is complete; return its (height, width).
 
-    A PNG is checked from its header and its final IEND chunk (a truncated download fails)
-    without decoding; other formats, or ``decode=True``, are decoded with OpenCV.
+    A PNG is checked by PIL without decoding its pixels (size from the header, every chunk's
+    checksum up to IEND, so a truncated download fails) and must end with the IEND chunk's
+    own 8 bytes, which PIL does not read but libpng (OpenCV, mmcv) needs. Other formats, or
+    ``decode=True``, are decoded with OpenCV.
     """
+    from PIL import Image, UnidentifiedImageError
     path = Path(path)
     if not path.is_file():
         raise KittiFormatError(path, 'image file not found')
-    with open(path, 'rb') as f:
-        head = f.read(24)
-        f.seek(max(path.stat().st_size - 8, 0))
-        tail = f.read(8)
-    if head[:8] == _PNG_SIGNATURE and not decode:
-        if head[12:16] != b'IHDR':
-            raise KittiFormatError(path, 'PNG without an IHDR header chunk')
-        width, height = struct.unpack('>II', head[16:24])
-        if tail != _PNG_IEND:
-            raise KittiFormatError(path, 'PNG does not end with an IEND chunk (truncated file)')
+    try:
+        with Image.open(path) as image:
+            is_png, (width, height) = image.format == 'PNG' and not decode, image.size
+            if is_png:
+                image.verify()
+    except UnidentifiedImageError:
+        is_png = False  # not an image PIL knows: OpenCV below decides
+    except (OSError, SyntaxError, EOFError) as e:  # PIL's words for a broken PNG
+        raise KittiFormatError(path, f'PNG is truncated or corrupt: {e}') from None
+    if is_png:
+        with open(path, 'rb') as f:
+            f.seek(max(path.stat().st_size - len(_PNG_IEND), 0))
+            if f.read() != _PNG_IEND:
+                raise KittiFormatError(path, 'PNG does not end with an IEND chunk (truncated file)')
     else:
         import cv2
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
