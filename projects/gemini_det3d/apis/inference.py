@@ -9,39 +9,38 @@ from ..data import kitti_io
 
 def lidar_boxes_to_kitti_objects(boxes, scores, labels, class_names, calib,
                                  image_hw) -> List[dict]:
-    """LiDAR-frame boxes -> KITTI label objects (camera frame, 2D box from the corners).
+    """LiDAR-frame boxes -> KITTI label objects, as mmdet3d's ``KittiMetric`` makes them.
+
+    Its ``convert_valid_bboxes`` keeps the boxes whose projected corners overlap the image and
+    whose LiDAR bottom centre lies in its default ``pcd_limit_range``; the fields are those of
+    its ``bbox2result_kitti`` (camera frame, yaw limited to [-pi, pi) before the conversion,
+    2D box clipped to [0, W] x [0, H], alpha from the LiDAR-frame azimuth).
 
     Args:
-        boxes (LiDARInstance3DBoxes): M boxes.
+        boxes (LiDARInstance3DBoxes): M boxes (not modified).
         scores (Tensor): [M]; labels (Tensor): [M] indices into ``class_names``.
         calib (dict): a frame's calibration as ``kitti_io.read_calib`` returns it.
-        image_hw (tuple): (height, width) of image_2, to clip the 2D boxes.
-
-    Boxes whose centre is behind the camera or whose projection misses the image are
-    dropped (as mmdet3d's KittiMetric does).
+        image_hw (tuple): (height, width) of image_2.
     """
-    from mmdet3d.structures import Box3DMode, points_cam2img
-    if len(boxes) == 0:
-        return []
-    lidar2cam = torch.as_tensor(kitti_io.lidar2cam(calib), dtype=torch.float32)
-    cam_boxes = boxes.convert_to(Box3DMode.CAM, lidar2cam)
-    p2 = torch.eye(4)
-    p2[:3] = torch.as_tensor(calib['P2'], dtype=torch.float32)
-    corners = points_cam2img(cam_boxes.corners.reshape(-1, 3), p2).reshape(-1, 8, 2)
-    h, w = image_hw
-    lo = corners.min(dim=1).values.clamp(min=0)
-    hi = torch.minimum(corners.max(dim=1).values, torch.tensor([w - 1.0, h - 1.0]))
-    objects = []
-    for i in range(len(cam_boxes)):
-        x, y, z, l, hgt, wid, ry = cam_boxes.tensor[i, :7].tolist()
-        if z <= 0 or lo[i, 0] >= hi[i, 0] or lo[i, 1] >= hi[i, 1]:
-            continue
-        objects.append(dict(
-            type=class_names[int(labels[i])], truncated=0.0, occluded=0,
-            alpha=float(ry - np.arctan2(x, z)),
-            bbox=[*lo[i].tolist(), *hi[i].tolist()], hwl=[hgt, wid, l],
-            location=[x, y, z], rotation_y=ry, score=float(scores[i])))
-    return objects
+    from mmdet3d.evaluation.metrics import KittiMetric
+    height, width = image_hw
+    cam2img = np.eye(4)
+    cam2img[:3] = calib['P2']
+    info = dict(sample_idx=0, images=dict(CAM2=dict(
+        lidar2cam=kitti_io.lidar2cam(calib), cam2img=cam2img, height=height, width=width)))
+    valid = KittiMetric(ann_file='').convert_valid_bboxes(  # it limits the yaw in place
+        dict(bboxes_3d=boxes.to('cpu').clone(), scores_3d=scores.cpu(), labels_3d=labels.cpu()),
+        info)
+    # bbox2result_kitti's per-box fields; not called itself: it prints a progress bar on
+    # stdout, where tools/infer.py writes the labels
+    return [dict(type=class_names[int(label)], truncated=0.0, occluded=0,
+                 alpha=float(-np.arctan2(-lidar[1], lidar[0]) + cam[6]),
+                 bbox=np.clip(bbox, 0, [width, height, width, height]).tolist(),
+                 hwl=cam[[4, 5, 3]].tolist(), location=cam[:3].tolist(),
+                 rotation_y=float(cam[6]), score=float(score))
+            for bbox, cam, lidar, score, label in zip(
+                valid['bbox'], valid['box3d_camera'], valid['box3d_lidar'], valid['scores'],
+                valid['label_preds'])]
 
 
 def init_checked_model(config, checkpoint: str, device: str = 'cpu'):
