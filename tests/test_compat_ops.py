@@ -110,6 +110,28 @@ def test_rotate_iou_cpu_matches_shapely(criterion):
         assert got[0, 0] == pytest.approx(1.0, abs=1e-6)
 
 
+def test_rotate_iou_cpu_on_nearly_coinciding_and_touching_edges():
+    """The cases where float32 polygon code (mmcv's box_iou_rotated: 1/3 for some of them)
+    goes wrong: a box against itself up to float round-off, and boxes that share an edge."""
+    rng = np.random.default_rng(7)
+    n = 1500
+    boxes = np.column_stack([rng.uniform(-40, 40, n), rng.uniform(0, 70, n),
+                             rng.uniform(1.4, 4.5, n), rng.uniform(0.4, 2.0, n),
+                             rng.uniform(-np.pi, np.pi, n)]).astype(np.float32)
+    jittered = boxes + rng.normal(0, 1e-6, boxes.shape).astype(np.float32)
+    touching = boxes.copy()  # moved by its own length along its own x axis (the kernel's rotation)
+    touching[:, 0] += boxes[:, 2] * np.cos(boxes[:, 4])
+    touching[:, 1] -= boxes[:, 2] * np.sin(boxes[:, 4])
+    iou_self = np.array([compat.rotate_iou_cpu_eval(b[None], q[None], -1)[0, 0]
+                         for b, q in zip(boxes, jittered)])
+    assert iou_self.min() > 0.999
+    for criterion in (-1, 0, 1, 2):
+        got = np.array([compat.rotate_iou_cpu_eval(b[None], q[None], criterion)[0, 0]
+                        for b, q in zip(boxes, touching)])
+        assert np.abs(got).max() < 1e-4, criterion  # shapely: 0 up to float round-off
+    assert _shapely_polygon(boxes[0]).intersection(_shapely_polygon(touching[0])).area < 1e-5
+
+
 def test_kitti_eval_uses_cpu_rotate_iou():
     from mmdet3d.evaluation.functional.kitti_utils import eval as kitti_eval_module  # noqa: F401
     from mmdet3d.evaluation.functional.kitti_utils.rotate_iou import rotate_iou_gpu_eval

@@ -17,7 +17,10 @@ CUDA tensors / when a CUDA device is present, so on GPU machines nothing changes
 3. mmdet3d's ``kitti_eval`` computes BEV / 3D IoUs with a ``numba.cuda`` kernel
    (``rotate_iou_gpu_eval``) whose module cannot even be imported without a GPU. We register a
    CPU module of the same name whose :func:`rotate_iou_cpu_eval` has the same arguments and
-   ``criterion`` semantics, compiled with numba's CPU ``njit``.
+   ``criterion`` semantics, compiled with numba's CPU ``njit``. mmcv's ``box_iou_rotated``
+   CPU kernel is not used: its float32 polygon code returns IoUs such as 1/3 instead of 1 or
+   0 for boxes whose edges nearly coincide (open-mmlab/mmcv#2621), so a prediction equal to
+   its ground truth up to float round-off would miss its match (``tests/test_compat_ops.py``).
 5. Also a version matter: mmdet3d 1.4's ``DataBaseSampler`` (ground-truth sampling, the
    ``ObjectSample`` transform) asks for ``np.long``, which numpy 1.24 removed (numpy 2 has it
    again, as the C ``long``): without it every GT-sampling config fails at its first frame.
@@ -181,6 +184,7 @@ def patch_dynamic_scatter() -> bool:
 # --------------------------------------------------------------------------------------------
 # 3. KITTI rotated IoU on CPU
 # --------------------------------------------------------------------------------------------
+# Exact polygon clipping in float64, not mmcv's float32 box_iou_rotated: see item 3 above.
 @numba.njit(cache=True)
 def _box_corners(box):
     """Corners (4, 2) of a rotated BEV box (x, y, dx, dy, angle), rotated exactly as
