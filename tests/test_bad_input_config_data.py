@@ -187,7 +187,8 @@ def test_test_py_lists_the_keys_of_another_model(trained, tmp_path):
     line = one_error_line(proc)
     ours = {k: v.shape for k, v in _state_dict_of(trained['gemini'][1]).items()}
     theirs = {k: v.shape for k, v in _state_dict_of(lidar_ckpt).items()}
-    missing = [k for k in ours if k not in theirs]
+    # mmengine's strict load does not count a missing BatchNorm counter (torch starts it at 0)
+    missing = [k for k in ours if k not in theirs and not k.endswith('.num_batches_tracked')]
     reshaped = [k for k in ours if k in theirs and theirs[k] != ours[k]]
     assert missing and reshaped and all(k in ours for k in theirs)
     assert f'{lidar_ckpt}: weights of another model, they do not fit the model of {config}' in line
