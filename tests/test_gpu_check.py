@@ -113,8 +113,8 @@ def test_failing_check_is_a_row_of_the_report_not_a_crash(gpu_check_modules, tmp
         return gpu_report.CheckResult(True, '1.00x', '| a | b |')
 
     monkeypatch.setattr(run, 'torch_sees_cuda', lambda: True)
-    monkeypatch.setattr(run, 'check_functions', lambda: {'spconv': ('broken op', broken),
-                                                         'train': ('fine op', fine)})
+    monkeypatch.setattr(run, 'check_functions', lambda: {'spconv': ('broken op', broken, 60),
+                                                         'train': ('fine op', fine, 60)})
     monkeypatch.setattr(run, 'machine_facts', lambda argv: [('GPU', 'fake')])
     status = run.run_checks(run.parse_args(['--out-dir', str(tmp_path)]), [])
     assert status == 1 and ran == ['broken', 'fine']
@@ -126,12 +126,39 @@ def test_failing_check_is_a_row_of_the_report_not_a_crash(gpu_check_modules, tmp
     assert '| GPU | fake |' in text
 
 
+def test_a_check_past_its_time_cap_is_cut_and_the_budget_stops_the_rest(
+        gpu_check_modules, tmp_path, monkeypatch):
+    import time
+    run, gpu_report = gpu_check_modules.run, gpu_check_modules.gpu_report
+    ran = []
+
+    def stuck(ctx):
+        ran.append('stuck')
+        time.sleep(30)
+
+    monkeypatch.setattr(run, 'torch_sees_cuda', lambda: True)
+    monkeypatch.setattr(run, 'check_functions', lambda: {
+        'spconv': ('stuck op', stuck, 1.5),
+        'scatter': ('slow op', lambda ctx: ran.append('slow') or time.sleep(2) or
+                    gpu_report.CheckResult(True, 'ok'), 60),
+        'train': ('late op', lambda ctx: ran.append('late'), 60)})
+    monkeypatch.setattr(run, 'machine_facts', lambda argv: [])
+    status = run.run_checks(run.parse_args(['--out-dir', str(tmp_path), '--time-budget', '13']),
+                            [])
+    # 'stuck' cut at 1.5 s; 'slow' started with 11.5 s left; 'late' found < 10 s left
+    assert status == 1 and ran == ['stuck', 'slow']
+    text = (tmp_path / 'report.md').read_text()
+    assert '| stuck op | FAIL |' in text and 'cut after 2 s' in text
+    assert '| slow op | PASS |' in text
+    assert '| late op | FAIL |' in text and 'time budget of 13 s' in text
+
+
 def test_all_passing_checks_exit_0(gpu_check_modules, tmp_path, monkeypatch):
     run, gpu_report = gpu_check_modules.run, gpu_check_modules.gpu_report
     monkeypatch.setattr(run, 'torch_sees_cuda', lambda: True)
     monkeypatch.setattr(run, 'check_functions', lambda: {
-        'spconv': ('a', lambda ctx: gpu_report.CheckResult(True, 'ok')),
-        'latency': ('b', lambda ctx: gpu_report.CheckResult(True, 'ok'))})
+        'spconv': ('a', lambda ctx: gpu_report.CheckResult(True, 'ok'), 60),
+        'latency': ('b', lambda ctx: gpu_report.CheckResult(True, 'ok'), 60)})
     monkeypatch.setattr(run, 'machine_facts', lambda argv: [])
     args = run.parse_args(['--out-dir', str(tmp_path), '--only', 'latency'])
     assert run.run_checks(args, []) == 0

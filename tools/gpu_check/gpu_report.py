@@ -5,10 +5,11 @@ exception into a failed result (with the end of its traceback), so that one brok
 never takes the rest of the report down with it.
 """
 import dataclasses
+import signal
 import time
 import traceback
 from pathlib import Path
-from typing import Callable, List, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 
 @dataclasses.dataclass
@@ -29,17 +30,33 @@ class CheckResult:
     seconds: float = 0.0
 
 
-def run_check(title: str, check: Callable, ctx) -> CheckResult:
-    """Run ``check(ctx)``; an exception becomes a failed :class:`CheckResult`."""
+def _raise_timeout(signum, frame):
+    raise TimeoutError('the check ran past its time cap')
+
+
+def run_check(title: str, check: Callable, ctx, timeout_s: Optional[float] = None
+              ) -> CheckResult:
+    """Run ``check(ctx)``; an exception, or running past ``timeout_s`` seconds (a SIGALRM
+    in this, the main, thread), becomes a failed :class:`CheckResult`."""
     started = time.perf_counter()
+    previous = None
+    if timeout_s:
+        previous = signal.signal(signal.SIGALRM, _raise_timeout)
+        signal.setitimer(signal.ITIMER_REAL, timeout_s)
     try:
         result = check(ctx)
     except Exception as error:  # noqa: BLE001  (a failing check is reported, not raised)
         lines = traceback.format_exception(type(error), error, error.__traceback__)
         tail = ''.join(lines[-6:]).rstrip()
         first = (str(error).strip().splitlines() or [''])[0]
+        if isinstance(error, TimeoutError) and timeout_s:
+            first = f'cut after {timeout_s:.0f} s (its time cap)'
         result = CheckResult(False, f'{type(error).__name__}: {first}'[:300],
                              f'```\n{tail}\n```')
+    finally:
+        if timeout_s:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
     result.title = title
     result.seconds = time.perf_counter() - started
     return result

@@ -1,7 +1,7 @@
 """``make gpu-check``: set up the CUDA stack and report on the CUDA path in one run.
 
     python3 tools/gpu_check/run.py [--out-dir work_dirs/gpu_check] [--skip-setup]
-        [--only CHECK ...] [--steps 20] [--batch-size 2] [--workers 4]
+        [--only CHECK ...] [--steps 20] [--batch-size 2] [--workers 4] [--time-budget 480]
 
 1. Without an NVIDIA GPU (``nvidia-smi`` missing or finding none) it says so in one line and
    exits with status 2 before installing anything.
@@ -10,9 +10,11 @@
 3. Checks, each reported PASS / FAIL with its figures (a check that breaks is a FAIL row,
    the others still run): spconv CUDA vs CPU, mmcv dynamic scatter CUDA vs the CPU shim,
    numba.cuda KITTI IoU and AP vs the CPU IoU, training steps of the main config (fp32 and
-   AMP), end-to-end latency (GeminiFusion, NoFusion, LiDAR-only).
+   AMP), end-to-end latency (GeminiFusion, NoFusion, LiDAR-only). Each check has a time
+   cap and all share ``--time-budget`` seconds: a check past either is cut and reported.
 
-The report goes to stdout and to ``{out-dir}/report.md``. Exit status: 0 all checks passed,
+The report goes to stdout and to ``{out-dir}/report.md`` (rewritten after every check, so
+that a run stopped from outside keeps what it measured). Exit status: 0 all checks passed,
 1 some failed, 2 no CUDA machine (or a broken set-up).
 """
 import argparse
@@ -22,6 +24,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -45,6 +48,9 @@ def parse_args(argv=None):
     parser.add_argument('--steps', type=int, default=20, help='training steps per precision')
     parser.add_argument('--batch-size', type=int, default=2, help='training batch size')
     parser.add_argument('--workers', type=int, default=4, help='data loader workers')
+    parser.add_argument('--time-budget', type=float, default=480,
+                        help='seconds for all the checks (set-up not counted); a check is cut '
+                        'at its own cap or at what is left, and reported as failed')
     # set by the script itself when it runs again inside the set-up environment
     parser.add_argument('--in-env', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -53,6 +59,8 @@ def parse_args(argv=None):
             parser.error(f'--{name.replace("_", "-")} must be >= 1')
     if args.workers < 0:
         parser.error('--workers must be >= 0')
+    if args.time_budget <= 0:
+        parser.error('--time-budget must be > 0')
     return args
 
 
@@ -123,16 +131,18 @@ def machine_facts(argv) -> list:
 
 
 def check_functions():
-    """CHECKS name -> (title, function); imported here because they need the CUDA stack."""
+    """CHECKS name -> (title, function, most seconds it may take); imported here because
+    they need the CUDA stack. The caps are generous for an H200 (a run there takes about
+    4 minutes in all) and keep one stuck check from eating the others' time."""
     from latency_check import check_latency
     from op_checks import check_dynamic_scatter, check_kitti_iou, check_spconv
     from train_check import check_training
     return {
-        'spconv': ('spconv sparse conv: CUDA vs CPU', check_spconv),
-        'scatter': ('mmcv dynamic scatter: CUDA vs CPU shim', check_dynamic_scatter),
-        'kitti_iou': ('KITTI rotated IoU and AP: numba.cuda vs CPU', check_kitti_iou),
-        'train': ('training steps of the main config, fp32 and AMP', check_training),
-        'latency': ('end-to-end latency (benchmarks/end_to_end.py)', check_latency),
+        'spconv': ('spconv sparse conv: CUDA vs CPU', check_spconv, 90),
+        'scatter': ('mmcv dynamic scatter: CUDA vs CPU shim', check_dynamic_scatter, 60),
+        'kitti_iou': ('KITTI rotated IoU and AP: numba.cuda vs CPU', check_kitti_iou, 120),
+        'train': ('training steps of the main config, fp32 and AMP', check_training, 240),
+        'latency': ('end-to-end latency (benchmarks/end_to_end.py)', check_latency, 240),
     }
 
 
@@ -153,22 +163,32 @@ def run_checks(args, argv) -> int:
     from mmdet3d.utils import register_all_modules
 
     from gemini_det3d.utils.config import load_config
-    from gpu_report import format_report, run_check, write_report
+    from gpu_report import CheckResult, format_report, run_check, write_report
     register_all_modules(init_default_scope=True)
     ctx = SimpleNamespace(repo=str(REPO), out_dir=str(args.out_dir.resolve()),
                           python=sys.executable, main_config=MAIN_CONFIG,
                           main_cfg=load_config(str(REPO / MAIN_CONFIG)), steps=args.steps,
                           batch_size=args.batch_size, workers=args.workers)
+    facts = machine_facts(argv)
+    path = args.out_dir / 'report.md'
     results = []
-    for name, (title, check) in check_functions().items():
+    started = time.monotonic()
+    for name, (title, check, cap) in check_functions().items():
         if args.only and name not in args.only:
             continue
+        left = args.time_budget - (time.monotonic() - started)
         print(f'[gpu-check] {title} ...', flush=True)
-        results.append(run_check(title, check, ctx))
-        print(f'[gpu-check]   {"PASS" if results[-1].ok else "FAIL"} '
-              f'({results[-1].seconds:.0f} s): {results[-1].summary}', flush=True)
-    text = format_report(machine_facts(argv), results)
-    path = write_report(text, args.out_dir / 'report.md')
+        if left < 10:
+            result = CheckResult(False, f'not run: the time budget of {args.time_budget:.0f} s '
+                                 '(--time-budget) was spent', title=title)
+        else:
+            result = run_check(title, check, ctx, timeout_s=min(cap, left))
+        results.append(result)
+        print(f'[gpu-check]   {"PASS" if result.ok else "FAIL"} '
+              f'({result.seconds:.0f} s): {result.summary}', flush=True)
+        # rewritten after every check: a run cut short still leaves what it measured
+        text = format_report(facts, results)
+        write_report(text, path)
     print('\n' + text)
     print(f'gpu-check: report written to {path}')
     return 0 if all(r.ok for r in results) else 1

@@ -134,6 +134,8 @@ def check_training(ctx) -> CheckResult:
         tag = 'AMP (fp16)' if amp else 'fp32'
         try:
             runs[tag] = run = train_steps(ctx, data_root, amp)
+        except TimeoutError:  # the check's time cap: stop here, not in the next precision
+            raise
         except Exception as error:  # noqa: BLE001  (the other precision may still run)
             ok = False
             rows.append((tag, '-', '-', '-', '-', f'{type(error).__name__}: {error}'[:200]))
