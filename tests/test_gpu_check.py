@@ -37,13 +37,6 @@ def fake_nvidia_smi(folder: Path, output: str, status: int) -> Path:
     return folder
 
 
-def run_tool(cmd, path_dirs, tmp_path, timeout=300):
-    env = dict(os.environ, PATH=os.pathsep.join(map(str, path_dirs)),
-               GEMINI_VENV=str(tmp_path / 'venv'))
-    return subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env,
-                          cwd=tmp_path, timeout=timeout)
-
-
 NO_GPU_CASES = {
     'no nvidia-smi': None,
     'driver not loaded': ("NVIDIA-SMI has failed because it couldn't communicate with the "
@@ -52,37 +45,66 @@ NO_GPU_CASES = {
 }
 
 
-@pytest.mark.parametrize('case', list(NO_GPU_CASES))
-def test_without_a_gpu_one_line_exit_2_before_any_install(case, tmp_path):
+def no_gpu_path(case, tmp_path) -> str:
+    """A PATH whose only ``nvidia-smi`` (if any) behaves as in ``NO_GPU_CASES[case]``."""
+    (tmp_path / 'empty').mkdir(exist_ok=True)
     path = [tmp_path / 'empty']
-    (tmp_path / 'empty').mkdir()
     if NO_GPU_CASES[case]:
         path.insert(0, fake_nvidia_smi(tmp_path / 'bin', *NO_GPU_CASES[case]))
+    return os.pathsep.join(map(str, path))
+
+
+@pytest.mark.parametrize('case', list(NO_GPU_CASES))
+def test_without_a_gpu_one_line_exit_2_before_any_install(case, gpu_check_modules, tmp_path,
+                                                          monkeypatch, capsys):
+    run = gpu_check_modules.run
+    monkeypatch.setenv('PATH', no_gpu_path(case, tmp_path))
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError('the set-up ran on a machine without a GPU')
+
+    monkeypatch.setattr(run, 'run_setup', must_not_run)
+    monkeypatch.setattr(run, 'run_checks', must_not_run)
     out_dir = tmp_path / 'report'
-    # `make gpu-check` runs python3 on PATH; here the interpreter is named, PATH has no python
-    done = run_tool([sys.executable, RUN, '--out-dir', out_dir], path, tmp_path)
-    assert done.returncode == 2
-    assert done.stdout == ''
+    assert run.main(['--out-dir', str(out_dir)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ''
+    assert captured.err.count('\n') == 1 and 'needs a CUDA machine' in captured.err
+    assert not out_dir.exists()
+
+
+@pytest.mark.slow
+def test_make_target_command_without_a_gpu(tmp_path):
+    """The command `make gpu-check` runs, as a process: one line, exit 2, nothing installed."""
+    env = dict(os.environ, PATH=no_gpu_path('driver not loaded', tmp_path),
+               GEMINI_VENV=str(tmp_path / 'venv'))
+    done = subprocess.run([sys.executable, str(RUN), '--out-dir', str(tmp_path / 'report')],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert done.returncode == 2 and done.stdout == ''
     assert done.stderr.count('\n') == 1 and 'needs a CUDA machine' in done.stderr, done.stderr
-    # nothing installed or written: no environment, no output folder
-    assert not (tmp_path / 'venv').exists() and not out_dir.exists()
+    assert not (tmp_path / 'venv').exists() and not (tmp_path / 'report').exists()
 
 
+@pytest.mark.slow
 def test_setup_script_refuses_without_a_gpu(tmp_path):
     smi = fake_nvidia_smi(tmp_path / 'bin', 'No devices were found', 6)
-    done = run_tool(['bash', REPO / 'tools' / 'setup_cuda_env.sh'], [smi, '/usr/bin', '/bin'],
-                    tmp_path)
+    env = dict(os.environ, PATH=os.pathsep.join([str(smi), '/usr/bin', '/bin']),
+               GEMINI_VENV=str(tmp_path / 'venv'))
+    done = subprocess.run(['bash', str(REPO / 'tools' / 'setup_cuda_env.sh')],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert done.returncode == 2
     assert 'needs a CUDA machine' in done.stderr and done.stderr.count('\n') == 1
     assert not (tmp_path / 'venv').exists()
 
 
-def test_gpu_listed_but_torch_without_cuda_exits_2(tmp_path):
+def test_gpu_listed_but_torch_without_cuda_exits_2(gpu_check_modules, tmp_path, monkeypatch,
+                                                   capsys):
+    run = gpu_check_modules.run
     smi = fake_nvidia_smi(tmp_path / 'bin', 'GPU 0: NVIDIA Fake (UUID: GPU-0)', 0)
-    done = run_tool([sys.executable, RUN, '--skip-setup', '--out-dir', tmp_path / 'report'],
-                    [smi, '/usr/bin', '/bin'], tmp_path)
-    assert done.returncode == 2, done.stderr[-2000:]
-    assert 'sees no CUDA device' in done.stderr
+    monkeypatch.setenv('PATH', os.pathsep.join([str(smi), '/usr/bin', '/bin']))
+    assert run.find_nvidia_gpu() == 'GPU 0: NVIDIA Fake (UUID: GPU-0)'
+    assert run.main(['--skip-setup', '--out-dir', str(tmp_path / 'report')]) == 2
+    assert 'sees no CUDA device' in capsys.readouterr().err
     assert not (tmp_path / 'report' / 'report.md').exists()
 
 

@@ -94,12 +94,11 @@ def fresh_copy(dest: Path) -> Path:
 
 @pytest.fixture(scope='module')
 def converted(tmp_path_factory):
-    """A copy of the frame converted by tools/create_data.py: (root, CompletedProcess, s, peak)."""
+    """A copy of the frame converted by tools/create_data.py's converter (in this process)."""
+    from gemini_det3d.datasets.kitti_converter import create_kitti_data
     root = fresh_copy(tmp_path_factory.mktemp('kitti_real') / 'kitti')
-    done, seconds, peak = run_measured(
-        [sys.executable, 'tools/create_data.py', 'kitti', '--root-path', root, '--out-dir', root,
-         '--extra-tag', 'kitti'], timeout=600)
-    return root, done, seconds, peak
+    create_kitti_data(root, root, 'kitti', progress=False)
+    return root
 
 
 def load(path):
@@ -107,10 +106,25 @@ def load(path):
         return pickle.load(f)
 
 
-def test_converter_reproduces_mmdet3d_infos(converted):
-    root, done, seconds, peak = converted
+@pytest.mark.slow
+def test_create_data_tool_converts_the_frame(tmp_path):
+    root = fresh_copy(tmp_path / 'kitti')
+    done, seconds, peak = run_measured(
+        [sys.executable, 'tools/create_data.py', 'kitti', '--root-path', root, '--out-dir', root,
+         '--extra-tag', 'kitti'], timeout=600)
     report('tools/create_data.py', seconds, peak)
     assert done.returncode == 0, _fail_message(done)
+    (frame, ) = load(root / 'kitti_infos_train.pkl')['data_list']
+    (inst, ) = frame['instances']
+    np.testing.assert_allclose(inst['bbox_3d'], MMDET3D_BBOX_3D, atol=1e-5)
+    assert inst['num_lidar_pts'] == MMDET3D_NUM_LIDAR_PTS
+    for product in ('kitti_infos_val.pkl', 'kitti_dbinfos_train.pkl',
+                    'training/velodyne_reduced/000000.bin'):
+        assert (root / product).is_file(), product
+
+
+def test_converter_reproduces_mmdet3d_infos(converted):
+    root = converted
     # the frame is in both splits; trainval is their concatenation (as in mmdet3d)
     for split, count in (('train', 1), ('val', 1), ('trainval', 2)):
         frames = load(root / f'kitti_infos_{split}.pkl')['data_list']
@@ -171,8 +185,7 @@ def test_lidar_image_aligned_with_rgb(converted):
     from mmcv.ops import points_in_boxes_cpu
 
     from mmdet3d.registry import TRANSFORMS
-    root = converted[0]
-    results, transform_cfg = _loaded_sample(root)
+    results, transform_cfg = _loaded_sample(converted)
     to_depth_image = TRANSFORMS.build(transform_cfg)
     mask_channel = list(transform_cfg.get('channels', to_depth_image.channels)).index('mask')
     points = results['points'].tensor
@@ -213,7 +226,7 @@ def test_lidar_image_aligned_with_rgb(converted):
 @pytest.fixture(scope='module')
 def one_step_checkpoint(converted, tmp_path_factory):
     """tools/train.py, main config, one step (one frame, batch 1, one epoch, no validation)."""
-    root = converted[0]
+    root = converted
     work_dir = tmp_path_factory.mktemp('real_train')
     done, seconds, peak = run_measured(
         [sys.executable, 'tools/train.py', MAIN_CONFIG, '--work-dir', work_dir, '--cfg-options',
@@ -251,7 +264,7 @@ def test_main_config_trains_one_step_at_full_resolution(one_step_checkpoint):
 
 @pytest.mark.slow
 def test_test_tool_prints_kitti_ap_table(converted, one_step_checkpoint, tmp_path):
-    root = converted[0]
+    root = converted
     checkpoint = one_step_checkpoint[0] / 'epoch_1.pth'
     if not checkpoint.is_file():
         pytest.fail('no checkpoint: the training step failed (see its test)')
@@ -270,7 +283,7 @@ def test_test_tool_prints_kitti_ap_table(converted, one_step_checkpoint, tmp_pat
 
 @pytest.mark.slow
 def test_visualize_tool_writes_pictures(converted, one_step_checkpoint, tmp_path):
-    root = converted[0]
+    root = converted
     checkpoint = one_step_checkpoint[0] / 'epoch_1.pth'
     if not checkpoint.is_file():
         pytest.fail('no checkpoint: the training step failed (see its test)')
