@@ -4,6 +4,10 @@
         [--cfg-options key=value ...]   # applied to every config: same data, same budget
         [--seed N]                      # the same training seed for every config (default 0)
 
+An option under a model part that a config does not have (``model.img_backbone.*`` for the
+LiDAR-only config, whose ``img_backbone`` is None) is not applied to that config, and a line
+says so; every other option reaches every config.
+
 Each config is trained with tools/train.py and evaluated with tools/test.py (KittiMetric) in
 its own sub-folder; the table reports 3D AP40 (moderate) per class plus training and test
 minutes, measured in this run, and is written to WORK_DIR/ablation.md and WORK_DIR/ablation.png.
@@ -37,6 +41,35 @@ def _legend_labels(configs):
 def _metric(metrics, suffix):
     hits = [v for k, v in metrics.items() if k.endswith(suffix)]
     return hits[0] if hits else float('nan')
+
+
+def _absent_part(cfg, key):
+    """The dotted prefix of ``key`` that is None in ``cfg`` with more of ``key`` below it
+    (``model.img_backbone`` for ``model.img_backbone.init_cfg.checkpoint`` when the config has
+    no image branch), else None."""
+    node, parts = cfg, key.split('.')
+    for depth, part in enumerate(parts[:-1], start=1):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+        if node is None:
+            return '.'.join(parts[:depth])
+    return None
+
+
+def applicable_options(config, cfg_options):
+    """``(options that apply to config, [(option, reason)] skipped)``."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config if osp.isfile(config) else osp.join(REPO, config)).to_dict()
+    kept, skipped = [], []
+    for option in cfg_options:
+        part = _absent_part(cfg, option.split('=', 1)[0])
+        if part is None:
+            kept.append(option)
+        else:
+            what = 'no image branch' if part in ('model.img_backbone', 'model.img_neck') else 'no such part'
+            skipped.append((option, f'{what} ({part}=None), {option.split("=", 1)[0]} not applied'))
+    return kept, skipped
 
 
 def run_one(config, work_dir, cfg_options, seed):
@@ -109,7 +142,10 @@ def main(argv=None):
     rows = []
     for c in args.configs:
         print(f'\n##### ablation: {c}', flush=True)
-        rows.append(run_one(c, osp.join(args.work_dir, _name(c)), args.cfg_options, args.seed))
+        options, skipped = applicable_options(c, args.cfg_options)
+        for _, reason in skipped:
+            print(f'{_name(c)}: {reason}', flush=True)
+        rows.append(run_one(c, osp.join(args.work_dir, _name(c)), options, args.seed))
         md = write_report(rows, args.work_dir, settings)
     print('\n' + md)
     print(f'table: {osp.join(args.work_dir, "ablation.md")}  chart: {osp.join(args.work_dir, "ablation.png")}')

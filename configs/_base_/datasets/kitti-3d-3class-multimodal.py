@@ -75,7 +75,9 @@ train_pipeline = [
     # From the raw scan and raw calibration, before any augmentation.
     dict(type='LiDARToDepthImage', channels=depth_img_channels, dilation=depth_img_dilation),
     # Image space: resize, then (inside RandomFlip3D) flip -- PointFusion's order.
-    dict(type='RandomResize', scale=img_scale, ratio_range=(0.8, 1.2), keep_ratio=True),
+    # MVX-Net's multi-scale training: a random size between 640 x 192 and 2560 x 768
+    # (aspect ratio kept), around img_scale
+    dict(type='RandomResize', scale=[(640, 192), (2560, 768)], keep_ratio=True),
     # sync_2d (default): the image flip and the BEV flip of points/boxes happen together.
     dict(type='RandomFlip3D', flip_ratio_bev_horizontal=0.5),
     dict(type='GlobalRotScaleTrans', rot_range=[-0.78539816, 0.78539816],

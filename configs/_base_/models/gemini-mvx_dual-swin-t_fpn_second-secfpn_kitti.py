@@ -1,26 +1,31 @@
 # GeminiFusion MVX model for KITTI 3-class (the design card's data flow):
 #   stacked RGB + LiDAR grid -> DualSwinTransformer (GeminiFusion after every Swin block)
-#   -> FPN -> PointFusion samples the fused features at each point's pixel inside HardVFE
+#   -> FPN -> PointFusion samples the fused features at each point's pixel inside DynamicVFE
 #   -> SparseEncoder (spconv) -> SECOND -> SECONDFPN -> Anchor3DHead.
-# The pts part follows mmdet3d's MVX-Net KITTI config (dv_second_secfpn) with hard voxels
-# (mmcv's hard voxelization runs on CPU and GPU alike).
+# The pts part is mmdet3d's MVX-Net KITTI config (mvxnet_fpn_dv_second_secfpn): dynamic
+# voxelisation, every point kept (on CPU, gemini_det3d.compat's pure-torch dynamic scatter
+# stands in for mmcv's CUDA-only one). Remaining differences: docs/main-config-vs-mvxnet.md.
 # (custom_imports, point_cloud_range and the stacked image's normalisation come from
 # configs/_base_/datasets/kitti-3d-3class-multimodal.py, which explains their values)
 voxel_size = [0.05, 0.05, 0.1]
 _point_cloud_range = [0, -40, -3, 70.4, 40, 1]
 
 model = dict(
-    # mmdet3d's MVXFasterRCNN that also takes frames without points (empty prediction, no loss)
+    # mmdet3d's MVX detector (hard or dynamic voxels, as the preprocessor makes them) that also
+    # takes frames without points (empty prediction, no loss). The point branch can start from
+    # an mmdet3d MVX-Net / SECOND KITTI checkpoint: pts_pretrained=PATH loads its pts_* tensors
+    # that fit and logs one line of what was loaded and what was not.
     type='GeminiMVXFasterRCNN',
+    pts_pretrained=None,
     data_preprocessor=dict(
         type='Det3DDataPreprocessor',
         voxel=True,
-        voxel_type='hard',
+        voxel_type='dynamic',
         voxel_layer=dict(
-            max_num_points=5,
+            max_num_points=-1,
             point_cloud_range=_point_cloud_range,
             voxel_size=voxel_size,
-            max_voxels=(16000, 40000)),
+            max_voxels=(-1, -1)),
         # the pipeline's StackDepthImage normalises all 3 + 4 channels and orders them RGB;
         # here only padding (with 0 = "no point")
         mean=None,
@@ -39,8 +44,13 @@ model = dict(
         window_size=7,
         drop_path_rate=0.2,
         out_indices=(0, 1, 2, 3),
-        # ImageNet Swin-T (mmdet or official key names), loaded into both streams; see README.
-        init_cfg=None),
+        # ImageNet Swin-T, the checkpoint mmdet's Swin configs start from, loaded into both
+        # streams (the LiDAR patch embedding gets the RGB kernel averaged over colour).
+        # Offline: --cfg-options model.img_backbone.init_cfg.checkpoint=<local .pth>
+        init_cfg=dict(
+            type='Pretrained',
+            checkpoint='https://github.com/SwinTransformer/storage/releases/download/v1.0.0/'
+            'swin_tiny_patch4_window7_224.pth')),
     img_neck=dict(
         type='mmdet.FPN',
         in_channels=[96, 192, 384, 768],
@@ -54,7 +64,7 @@ model = dict(
         # (No explicit norm_cfg=None: mmdet3d's init_model cannot read a None norm_cfg.)
         num_outs=5),
     pts_voxel_encoder=dict(
-        type='HardVFE',
+        type='DynamicVFE',
         in_channels=4,
         feat_channels=[64, 64],
         with_distance=False,

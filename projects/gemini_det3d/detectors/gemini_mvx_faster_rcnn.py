@@ -1,6 +1,11 @@
 """``GeminiMVXFasterRCNN``: mmdet3d's MVXFasterRCNN as this project uses it.
 
-Three things on top of mmdet3d's MVX detector:
+Hard or dynamic voxels: ``extract_pts_feat`` is ``MVXFasterRCNN``'s for hard voxels and
+``DynamicMVXFasterRCNN``'s for dynamic ones (told apart by the voxel dict: only hard voxels
+carry ``num_points``), so one class serves ``Det3DDataPreprocessor``'s ``voxel_type='hard'``
+(with ``HardVFE``) and ``'dynamic'`` (with ``DynamicVFE``, as mmdet3d's MVX-Net).
+
+Four things on top of mmdet3d's MVX detector:
 
 * **The image backbone's own losses.** Fusion modules may add a loss of their own (TokenFusion's
   L1 sparsity loss on its token scores); ``loss`` adds the backbone's
@@ -10,7 +15,9 @@ Three things on top of mmdet3d's MVX detector:
   mmdet3d's MVX path breaks on it: ``extract_pts_feat`` and ``HardVFE.fusion_with_mask`` take
   the batch size from the last voxel's sample index (an ``IndexError``, or one sample too few),
   spconv fails on zero voxels, and an empty sample in the middle of a batch gets boxes predicted
-  from an all-zero BEV map (biases alone). So empty samples leave the batch before the model sees
+  from an all-zero BEV map (biases alone). With dynamic voxels a point outside the grid has
+  voxel coordinates -1 but keeps its sample index, so a sample counts as empty when none of
+  its points has valid coordinates. So empty samples leave the batch before the model sees
   it: in ``predict`` an empty sample gets an empty prediction (eval mode, so the other samples'
   results do not depend on it); in ``loss`` it contributes nothing, and a batch of only empty
   samples gives zero losses that still reach every trainable parameter (DDP's reduction and the
@@ -18,15 +25,21 @@ Three things on top of mmdet3d's MVX detector:
 * **An optional box post-processor** ``ground_refiner`` (e.g.
   ``dict(type='GroundContactRefiner')``, see ``ground_contact.py``): each frame's predicted boxes
   get their bottoms moved onto the ground measured in that frame's scan, after decoding and NMS.
+* **The point branch from another detector's checkpoint** ``pts_pretrained`` (a path or URL of
+  an mmdet3d MVX-Net / SECOND KITTI checkpoint): after ``init_weights``, its ``pts_*`` tensors
+  that this model has with the same shape are loaded, the rest is listed in one log line
+  (``gemini_det3d.utils.partial_checkpoint``).
 """
 from typing import Dict, List, Optional
 
 import torch
-from mmdet3d.models.detectors import MVXFasterRCNN
+from mmdet3d.models.detectors import DynamicMVXFasterRCNN, MVXFasterRCNN
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import Det3DDataSample, LiDARInstance3DBoxes
 from mmengine.structures import InstanceData
 from torch import Tensor
+
+from ..utils.partial_checkpoint import load_matching_tensors
 
 # Anchor3DHead's loss keys: an all-empty batch reports the same columns in the training log.
 _HEAD_LOSS_KEYS = ('loss_cls', 'loss_bbox', 'loss_dir')
@@ -34,18 +47,35 @@ _HEAD_LOSS_KEYS = ('loss_cls', 'loss_bbox', 'loss_dir')
 
 @MODELS.register_module()
 class GeminiMVXFasterRCNN(MVXFasterRCNN):
-    """mmdet3d's MVXFasterRCNN plus the image backbone's losses, frames without points and an
-    optional box post-processor (module docstring).
+    """mmdet3d's MVXFasterRCNN (hard or dynamic voxels) plus the image backbone's losses,
+    frames without points, an optional box post-processor and an optional point-branch
+    checkpoint (module docstring).
 
     Args:
         ground_refiner (dict, optional): a module config such as ``GroundContactRefiner``'s,
             applied to each frame's predicted boxes with its points.
+        pts_pretrained (str, optional): checkpoint whose ``pts_*`` tensors that fit are
+            loaded by ``init_weights``.
         Everything else: as ``MVXFasterRCNN``.
     """
 
-    def __init__(self, *args, ground_refiner: Optional[dict] = None, **kwargs):
+    def __init__(self, *args, ground_refiner: Optional[dict] = None,
+                 pts_pretrained: Optional[str] = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.ground_refiner = MODELS.build(ground_refiner) if ground_refiner else None
+        self.pts_pretrained = pts_pretrained
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        if self.pts_pretrained:
+            load_matching_tensors(self, self.pts_pretrained, prefix='pts_')
+
+    def extract_pts_feat(self, voxel_dict: Dict[str, Tensor], *args, **kwargs):
+        """Point-branch features: mmdet3d's hard-voxel path, or its dynamic-voxel path when the
+        voxel dict holds points and their voxel coordinates (no ``num_points``)."""
+        if 'num_points' in voxel_dict:
+            return super().extract_pts_feat(voxel_dict, *args, **kwargs)
+        return DynamicMVXFasterRCNN.extract_pts_feat(self, voxel_dict, *args, **kwargs)
 
     def predict(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample],
                 **kwargs) -> List[Det3DDataSample]:
@@ -98,10 +128,13 @@ class GeminiMVXFasterRCNN(MVXFasterRCNN):
         return {key: zero for key in _HEAD_LOSS_KEYS}
 
     def _samples_with_points(self, batch_inputs_dict: dict, batch_size: int) -> Tensor:
-        """[K] long: indices of the samples that have at least one voxel (or point)."""
+        """[K] long: indices of the samples that have at least one voxel (or point) in the
+        grid; a dynamic voxel row with a negative coordinate is a point outside it."""
         voxels = batch_inputs_dict.get('voxels')
         if voxels is not None:
-            counts = torch.bincount(voxels['coors'][:, 0].long(), minlength=batch_size)
+            coors = voxels['coors']
+            inside = coors[(coors >= 0).all(dim=1), 0]
+            counts = torch.bincount(inside.long(), minlength=batch_size)
         else:
             counts = torch.tensor([len(p) for p in batch_inputs_dict['points']])
         return torch.nonzero(counts > 0, as_tuple=False)[:, 0].cpu()
@@ -122,20 +155,27 @@ def take_samples(batch_inputs_dict: dict, keep: Tensor, batch_size: int) -> dict
 
     Args:
         batch_inputs_dict (dict): ``Det3DDataPreprocessor``'s output: ``points`` (list of B
-            [N_i, C] tensors), ``imgs`` ([B, C, H, W]) and ``voxels`` (``voxels`` [M, P, C],
-            ``coors`` [M, 4] with the sample index in column 0, ``num_points`` [M], ...).
-        keep (Tensor): [K] long, ascending sample indices; every sample left out has no voxel.
+            [N_i, C] tensors), ``imgs`` ([B, C, H, W]) and ``voxels``: hard voxels
+            (``voxels`` [M, P, C], ``coors`` [M, 4] with the sample index in column 0,
+            ``num_points`` [M], ``voxel_centers`` [M, 3]) or dynamic ones (``voxels`` [N, C] the
+            points of all samples in order, ``coors`` [N, 4], -1 outside the grid).
+        keep (Tensor): [K] long, ascending sample indices.
         batch_size (int): B.
     """
     taken = {}
     for key, value in batch_inputs_dict.items():
         if key == 'voxels':
-            # the samples left out own no voxel: only the sample index column changes
+            # rows of the samples left out go (with dynamic voxels, their points outside the
+            # grid: DynamicVFE's PointFusion pairs every row with a point of ``points``); the
+            # kept rows get the new sample index
             new_index = torch.full((batch_size, ), -1, dtype=torch.long)
             new_index[keep] = torch.arange(len(keep))
-            coors = value['coors'].clone()
-            coors[:, 0] = new_index.to(coors.device)[coors[:, 0].long()].to(coors.dtype)
-            taken[key] = {**value, 'coors': coors}
+            sample = new_index.to(value['coors'].device)[value['coors'][:, 0].long()]
+            rows = sample >= 0
+            num_rows = len(rows)
+            taken[key] = {k: v[rows] if isinstance(v, Tensor) and v.dim() and len(v) == num_rows
+                          else v for k, v in value.items()}
+            taken[key]['coors'][:, 0] = sample[rows].to(value['coors'].dtype)
         elif isinstance(value, (list, tuple)) and len(value) == batch_size:
             taken[key] = [value[i] for i in keep.tolist()]
         elif isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == batch_size:
