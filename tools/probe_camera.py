@@ -183,6 +183,7 @@ def main(argv=None):
     'differences': ..., 'frames_changed': ..., 'permutation': [...], 'camera_branch': bool,
     'predictions': {way: [{'sample_idx', 'scores_3d', 'labels_3d', 'bboxes_3d'}, ...]}}``
     (everything but ``predictions`` is also written to the JSON)."""
+    import torch
     from mmengine.runner import Runner
 
     from gemini_det3d.datasets.transforms.swap_camera_image import derangement
@@ -215,6 +216,11 @@ def main(argv=None):
                           **image_load_options(cfg.test_dataloader)),
              'blank': dict(type='BlankCameraImage')}
     metrics, tables, predictions = {}, {}, {}
+    # mmdet3d's KITTI evaluation (d3_box_overlap_kernel, numba parallel=True) leaves OpenMP,
+    # and so torch, at numba's thread count (all cores); more threads sum convolutions in
+    # another order, and the ways after the first would differ from it in the last bits
+    # although their inputs are the same: every way runs with the threads the first had
+    threads = torch.get_num_threads()
     catcher = _KittiTableCatcher()
     runner.logger.addHandler(catcher)
     try:
@@ -229,12 +235,14 @@ def main(argv=None):
             runner._test_evaluator = [copy.deepcopy(dict(cfg.test_evaluator)), recorder]
             runner._test_loop = copy.deepcopy(cfg.test_cfg)
             catcher.tables.clear()
+            torch.set_num_threads(threads)
             result = runner.test()
             metrics[way] = {k: float(v) for k, v in result.items()}
             tables[way] = '\n'.join(catcher.tables)
             predictions[way] = recorder.predictions
     finally:
         runner.logger.removeHandler(catcher)
+        torch.set_num_threads(threads)
 
     aps = {way: ap40_moderate_3d(metrics[way]) for way in WAYS}
     diffs = differences(aps)
