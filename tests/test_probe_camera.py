@@ -185,6 +185,23 @@ def test_missing_file_is_one_line_exit_2(which, tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith('error: ') and missing in err[0], err
 
 
+def test_probe_steps_go_right_after_the_image_load():
+    from gemini_det3d.errors import GeminiInputError
+    probe = _probe_module()
+    loader = dict(dataset=dict(type='RepeatDataset', dataset=dict(pipeline=[
+        dict(type='LoadPointsFromFile'), dict(type='LoadImageFromFile', color_type='color'),
+        dict(type='LiDARToDepthImage'), dict(type='StackDepthImage')])))
+    out = probe.with_step_after_image_load(loader, dict(type='BlankCameraImage'), 'c.py')
+    assert [t['type'] for t in out['dataset']['dataset']['pipeline']] == [
+        'LoadPointsFromFile', 'LoadImageFromFile', 'BlankCameraImage', 'LiDARToDepthImage',
+        'StackDepthImage']
+    assert len(loader['dataset']['dataset']['pipeline']) == 4  # the config is not changed
+    assert probe.image_load_options(loader) == {'color_type': 'color'}
+    no_image = dict(dataset=dict(pipeline=[dict(type='LoadPointsFromFile')]))
+    with pytest.raises(GeminiInputError, match='c.py: the test pipeline loads no camera image'):
+        probe.with_step_after_image_load(no_image, dict(type='BlankCameraImage'), 'c.py')
+
+
 # ---------------------------------------------------------------- end to end
 
 def _save_untrained(config, path, seed=0):

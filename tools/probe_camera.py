@@ -59,13 +59,16 @@ def innermost_dataset(dataset_cfg):
     return dataset_cfg
 
 
+def _loads_image(step):
+    return step['type'].split('.')[-1] == 'LoadImageFromFile'  # also 'mmdet3d.LoadImageFromFile'
+
+
 def with_step_after_image_load(dataloader_cfg, step, config):
     """A copy of ``dataloader_cfg`` whose pipeline has ``step`` right after LoadImageFromFile."""
     from gemini_det3d.errors import GeminiInputError
     loader = copy.deepcopy(dataloader_cfg)
     pipeline = innermost_dataset(loader['dataset'])['pipeline']
-    where = [i for i, t in enumerate(pipeline) if t['type'] in ('LoadImageFromFile',
-                                                                 'mmdet3d.LoadImageFromFile')]
+    where = [i for i, t in enumerate(pipeline) if _loads_image(t)]
     if not where:
         raise GeminiInputError(f'{config}: the test pipeline loads no camera image '
                                '(no LoadImageFromFile): nothing to probe')
@@ -75,8 +78,8 @@ def with_step_after_image_load(dataloader_cfg, step, config):
 
 def image_load_options(dataloader_cfg):
     """LoadImageFromFile's decoding options, for decoding the swapped-in pictures alike."""
-    load = next(t for t in innermost_dataset(dataloader_cfg['dataset'])['pipeline']
-                if t['type'].endswith('LoadImageFromFile'))
+    load = next((t for t in innermost_dataset(dataloader_cfg['dataset'])['pipeline']
+                 if _loads_image(t)), {})
     return {k: load[k] for k in ('color_type', 'imdecode_backend', 'backend_args') if k in load}
 
 
@@ -187,6 +190,7 @@ def main(argv=None):
     from mmengine.runner import Runner
 
     from gemini_det3d.datasets.transforms.swap_camera_image import derangement
+    from gemini_det3d.errors import GeminiInputError
     from gemini_det3d.utils.atomic_write import atomic_write_bytes
     from gemini_det3d.utils.checkpoint_check import check_checkpoint_fits, read_checkpoint
     from gemini_det3d.utils.config import load_config
@@ -209,12 +213,19 @@ def main(argv=None):
     del checkpoint  # the runner loads it again, into the model
 
     img_paths = split_image_paths(cfg.test_dataloader)
+    if len(img_paths) < 2:
+        raise GeminiInputError(f'{args.config}: the test split has {len(img_paths)} frame(s); '
+                               'swapping pictures between frames needs at least 2')
     permutation = derangement(len(img_paths), args.seed)
     steps = {'as_is': None,
              'swap': dict(type='SwapCameraImage', img_paths=img_paths,
                           permutation=permutation.tolist(),
                           **image_load_options(cfg.test_dataloader)),
              'blank': dict(type='BlankCameraImage')}
+    # built before the first way runs: a pipeline without a camera image stops here
+    loaders = {way: cfg.test_dataloader if step is None else
+               with_step_after_image_load(cfg.test_dataloader, step, args.config)
+               for way, step in steps.items()}
     metrics, tables, predictions = {}, {}, {}
     # mmdet3d's KITTI evaluation (d3_box_overlap_kernel, numba parallel=True) leaves OpenMP,
     # and so torch, at numba's thread count (all cores); more threads sum convolutions in
@@ -227,11 +238,9 @@ def main(argv=None):
         for n, way in enumerate(WAYS, start=1):
             print(f'probe_camera: way {n}/{len(WAYS)}, {TITLES[way]} '
                   f'({len(img_paths)} frames)', flush=True)
-            loader = (cfg.test_dataloader if steps[way] is None else
-                      with_step_after_image_load(cfg.test_dataloader, steps[way], args.config))
             recorder = _prediction_recorder()
             # the same runner (model and weights loaded once), a fresh loop per way
-            runner._test_dataloader = loader
+            runner._test_dataloader = loaders[way]
             runner._test_evaluator = [copy.deepcopy(dict(cfg.test_evaluator)), recorder]
             runner._test_loop = copy.deepcopy(cfg.test_cfg)
             catcher.tables.clear()
