@@ -1,23 +1,75 @@
-"""Shared fixtures: a small synthetic KITTI-layout set, converted once per test session."""
-import os
+"""Shared fixtures and the suite's rules.
+
+* One synthetic KITTI-layout set per session (``tests/helpers/synthetic_set.py``): generated
+  once (``synthetic_kitti_source``, raw files only) and converted once by the project's
+  converter (``converted_synthetic_kitti``). Tests that damage or convert a tree copy it first.
+* A test that starts a process or runs a training loop must be marked ``slow`` (so that
+  ``make test-fast`` stays fast): an unmarked test that does either fails, naming the rule.
+"""
 import os.path as osp
+import shutil
 import subprocess
-import sys
 
 import pytest
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(REPO, 'tests'))
-os.environ.setdefault('PYTHONWARNINGS', 'ignore')
+from helpers.synthetic_set import NUM_TEST, NUM_TRAIN, NUM_VAL, SEED
+
+
+class SyntheticSource:
+    """A generated, unconverted KITTI tree: ``root`` and the generator's ``summary``."""
+
+    def __init__(self, root, summary):
+        self.root = root
+        self.summary = summary
 
 
 @pytest.fixture(scope='session')
-def converted_synthetic_kitti(tmp_path_factory):
-    """``{root}/`` with 4 train, 2 val, 1 test synthetic frames, converted by create_data."""
+def synthetic_kitti_source(tmp_path_factory):
+    """The session's generated KITTI tree (raw files, no converter products). Read only."""
     from gemini_det3d.data.synthetic_kitti import make_synthetic_kitti
-    root = tmp_path_factory.mktemp('synthetic_kitti')
-    make_synthetic_kitti(root, num_train=4, num_val=2, num_test=1, seed=7, progress=False)
-    subprocess.run([sys.executable, osp.join(REPO, 'tools', 'create_data.py'), 'kitti',
-                    '--root-path', str(root), '--out-dir', str(root), '--extra-tag', 'kitti'],
-                   check=True, capture_output=True)
+    root = tmp_path_factory.mktemp('synthetic_kitti_source')
+    summary = make_synthetic_kitti(root, NUM_TRAIN, NUM_VAL, NUM_TEST, seed=SEED, progress=False)
+    return SyntheticSource(root, summary)
+
+
+@pytest.fixture(scope='session')
+def converted_synthetic_kitti(tmp_path_factory, synthetic_kitti_source):
+    """``'{root}/'``: a copy of the session's tree converted by ``create_kitti_data`` (the code
+    behind ``tools/create_data.py``). Read only."""
+    from gemini_det3d.datasets.kitti_converter import create_kitti_data
+    root = tmp_path_factory.mktemp('synthetic_kitti') / 'kitti'
+    shutil.copytree(synthetic_kitti_source.root, root)
+    create_kitti_data(root, root, 'kitti', progress=False)
     return str(root) + '/'
+
+
+class SlowWorkInFastTest(AssertionError):
+    """A test not marked ``slow`` started a process or a training loop."""
+
+
+@pytest.fixture(autouse=True)
+def _slow_work_needs_the_slow_mark(request, monkeypatch):
+    if request.node.get_closest_marker('slow') is not None:
+        return
+
+    def refuse(what):
+        raise SlowWorkInFastTest(f'{request.node.nodeid} {what} but is not marked slow '
+                                 '(@pytest.mark.slow: `make test-fast` skips such tests)')
+
+    popen_init = subprocess.Popen.__init__
+
+    def guarded_popen_init(self, args, *rest, **kwargs):
+        # Python tools, shell scripts and launchers count; library helpers (a compiler version
+        # query, lscpu) do not.
+        first = args if isinstance(args, (str, bytes)) else args[0]
+        name = osp.basename(str(first)).split()[0]
+        if name.startswith('python') or name.endswith('.sh') or name in ('bash', 'torchrun'):
+            refuse(f'starts a process ({name})')
+        popen_init(self, args, *rest, **kwargs)
+
+    def guarded_train(self, *args, **kwargs):
+        refuse('runs a training loop')
+
+    monkeypatch.setattr(subprocess.Popen, '__init__', guarded_popen_init)
+    from mmengine.runner import Runner
+    monkeypatch.setattr(Runner, 'train', guarded_train)

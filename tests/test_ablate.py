@@ -3,12 +3,10 @@ carries each config's own metrics and measured minutes, and the chart is written
 import json
 import os
 import os.path as osp
-import sys
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(REPO, 'tools'))
+from helpers.scripts import load_script
 
-import ablate  # noqa: E402
+ablate = load_script('tools/ablate.py')
 
 
 def _fake_tools(calls, car_ap):

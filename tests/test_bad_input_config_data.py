@@ -92,6 +92,7 @@ def test_every_shipped_config_passes_the_checks(config):
     load(config)  # load_config runs check_model_config
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('tool', ['train.py', 'test.py'])
 def test_unknown_fusion_type_lists_the_registered_ones(tool, tmp_path):
     from gemini_det3d.fusion import registered_fusion_types
@@ -156,6 +157,7 @@ def test_rgb_only_slice_wider_than_the_stacked_image():
         load_config(osp.join(REPO, rgb), {'model.img_backbone.channels': [0, 1]})
 
 
+@pytest.mark.slow
 def test_wrong_channel_count_stops_test_py_before_the_runner(tmp_path):
     proc = run_tool('test.py', TINY, 'unused.pth', '--work-dir', tmp_path / 'wd',
                     '--cfg-options', 'model.img_backbone.lidar_channels=2')
@@ -171,6 +173,7 @@ def _state_dict_of(ckpt):
     return torch.load(ckpt, map_location='cpu', weights_only=False)['state_dict']
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_the_model_loads_and_tests(trained, tmp_path):
     """test.py runs the trained checkpoint (on the test split: no KITTI AP, which is slow)."""
     config, ckpt = trained['gemini']
@@ -180,6 +183,7 @@ def test_a_checkpoint_of_the_model_loads_and_tests(trained, tmp_path):
     assert len(os.listdir(tmp_path / 'sub')) == 1  # the fixture's one test frame
 
 
+@pytest.mark.slow
 def test_test_py_lists_the_keys_of_another_model(trained, tmp_path):
     config, _ = trained['gemini']
     _, lidar_ckpt = trained['lidar']
@@ -217,6 +221,7 @@ def test_a_lidar_only_config_rejects_the_fused_checkpoint(trained):
         check_checkpoint_fits(model, read_checkpoint(trained['gemini'][1]), trained['gemini'][1])
 
 
+@pytest.mark.slow
 def test_a_file_that_is_not_a_checkpoint(converted_synthetic_kitti, tmp_path):
     from gemini_det3d.utils.checkpoint_check import CheckpointMismatchError, read_checkpoint
     bad = tmp_path / 'bad.pth'
@@ -237,6 +242,7 @@ def test_a_pickled_dict_without_weights_is_not_a_model_checkpoint(tmp_path):
         read_checkpoint(str(path))
 
 
+@pytest.mark.slow
 def test_infer_and_visualize_reject_another_models_checkpoint(trained, converted_synthetic_kitti,
                                                               tmp_path):
     root = converted_synthetic_kitti
@@ -268,6 +274,7 @@ def test_init_checked_model_loads_the_models_own_weights(trained):
 # ---------------------------------------------------------------------------------------------
 # 3. A data root without ImageSets
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_create_data_names_the_missing_imagesets_folder(converted_synthetic_kitti, tmp_path):
     root = tmp_path / 'kitti'
     root.mkdir()
@@ -305,6 +312,7 @@ def test_old_infos_are_a_list_of_0x_frames(root_with_old_infos):
 
 @pytest.mark.parametrize('tool, pkl', [('train.py', 'kitti_infos_train.pkl'),
                                        ('test.py', 'kitti_infos_val.pkl')])
+@pytest.mark.slow
 def test_an_info_file_of_an_older_converter(tool, pkl, root_with_old_infos, trained, tmp_path):
     config = retargeted_config(tmp_path, TINY, root_with_old_infos)
     args = [config] + ([trained['gemini'][1]] if tool == 'test.py' else [])

@@ -15,6 +15,7 @@ from mmengine.dataset import pseudo_collate
 import gemini_det3d  # noqa: F401
 from _configs import REPO, batch_from, load, retarget
 from helpers.ground_truth_oracle import oracle_config, oracle_env
+from helpers.synthetic_set import NUM_TEST, NUM_TRAIN, NUM_VAL
 from gemini_det3d.data import kitti_io
 from gemini_det3d.datasets.transforms.image_calib_check import (
     ImageCalibMismatchError, check_image_matches_calib, principal_point)
@@ -94,7 +95,7 @@ def test_every_synthetic_frame_passes(converted_synthetic_kitti):
             hw = kitti_io.check_image(f'{root}{split}/image_2/{frame}.png')
             check_image_matches_calib(kitti_io.lidar2img(calib), hw, frame)
             checked += 1
-    assert checked == 7
+    assert checked == NUM_TRAIN + NUM_VAL + NUM_TEST
 
 
 def _depth_image_results(root, frame, hw):
@@ -150,6 +151,7 @@ def mismatched_image_set(converted_synthetic_kitti, tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_test_tool_stops_with_one_line_on_a_mismatched_image(mismatched_image_set, tmp_path):
     """Through tools/test.py: the pipeline runs in a DataLoader worker (num_workers=1)."""
     root = mismatched_image_set
@@ -162,6 +164,7 @@ def test_test_tool_stops_with_one_line_on_a_mismatched_image(mismatched_image_se
     assert f'training/image_2/{FULL_VAL}.png' in line and '621x187' in line
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('bad', ['half_size_image', 'other_camera_calib'])
 def test_infer_stops_on_an_image_that_disagrees_with_its_calib(mismatched_image_set, tmp_path,
                                                                bad):
@@ -336,6 +339,7 @@ def test_test_tool_writes_an_empty_label_file_for_a_test_frame_without_points(
     assert (submission / '000000.txt').read_text() == ''
 
 
+@pytest.mark.slow
 def test_infer_writes_no_labels_for_a_frame_without_points(empty_frame_set, tiny_checkpoint,
                                                            tmp_path):
     root, out = empty_frame_set, tmp_path / 'pred.txt'
@@ -347,6 +351,7 @@ def test_infer_writes_no_labels_for_a_frame_without_points(empty_frame_set, tiny
     assert out.read_text() == ''
 
 
+@pytest.mark.slow
 def test_infer_calls_a_bin_of_a_partial_point_not_a_point_cloud(empty_frame_set, tmp_path):
     """One point and 4 stray bytes: a size that no float32 x y z r scan has."""
     bad = tmp_path / 'partial.bin'

@@ -85,6 +85,7 @@ def test_a_file_that_is_no_checkpoint_is_not_called_unsafe(tmp_path):
     assert not isinstance(info.value, UnsafeCheckpointError)
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_mmengines_runner_loads_and_resumes(tmp_path):
     """Message hub (HistoryBuffer of numpy arrays), optimizer and scheduler states: the
     allow-list is what they need (each is needed: without it the file is refused)."""

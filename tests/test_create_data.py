@@ -1,7 +1,7 @@
 """tools/create_data.py: mmdet3d's KITTI converter behind strict validation and atomic output.
 
-The session fixture ``converted_mini_kitti`` (a few generated frames, converted once) is also
-used by tests/test_multimodal_pipeline.py, which imports it from here.
+The good tree is the suite's one synthetic set (``tests/conftest.py``); the failure cases
+break private copies of it.
 """
 import pickle
 import shutil
@@ -13,44 +13,25 @@ import numpy as np
 import pytest
 
 from gemini_det3d.data.errors import KittiFormatError
+from helpers.synthetic_set import NUM_TEST, NUM_TRAIN, NUM_VAL
 
 REPO = Path(__file__).resolve().parents[1]
-NUM_TRAIN, NUM_VAL, NUM_TEST = 3, 2, 1
 PRODUCTS = ('kitti_infos_train.pkl', 'kitti_infos_val.pkl', 'kitti_infos_trainval.pkl',
             'kitti_infos_test.pkl', 'kitti_dbinfos_train.pkl', 'kitti_gt_database',
             'training/velodyne_reduced', 'testing/velodyne_reduced')
-_CACHE = {}
-
-
-def _source_tree(base: Path) -> Path:
-    """A generated KITTI tree (no converter products), made once per session."""
-    if 'source' not in _CACHE:
-        from gemini_det3d.data.synthetic_kitti import make_synthetic_kitti
-        root = base / 'source'
-        make_synthetic_kitti(root, NUM_TRAIN, NUM_VAL, NUM_TEST, seed=3, progress=False)
-        _CACHE['source'] = root
-    return _CACHE['source']
-
-
-@pytest.fixture(scope='session')
-def converted_mini_kitti(tmp_path_factory):
-    """The generated tree, converted by ``create_kitti_data`` (shared by the test files)."""
-    if 'converted' not in _CACHE:
-        from gemini_det3d.datasets.kitti_converter import create_kitti_data
-        source = _source_tree(tmp_path_factory.mktemp('kitti_src'))
-        root = tmp_path_factory.mktemp('kitti') / 'kitti'
-        shutil.copytree(source, root)
-        create_kitti_data(root, root, 'kitti', progress=False)
-        _CACHE['converted'] = root
-    return _CACHE['converted']
 
 
 @pytest.fixture
-def fresh_copy(tmp_path_factory, tmp_path):
-    """A private copy of the generated (unconverted) tree, free to break."""
-    source = _source_tree(tmp_path_factory.mktemp('kitti_src'))
+def converted_mini_kitti(converted_synthetic_kitti):
+    """The session's converted set (``tests/conftest.py``), as a Path."""
+    return Path(converted_synthetic_kitti)
+
+
+@pytest.fixture
+def fresh_copy(synthetic_kitti_source, tmp_path):
+    """A private copy of the session's generated (unconverted) tree, free to break."""
     root = tmp_path / 'kitti'
-    shutil.copytree(source, root)
+    shutil.copytree(synthetic_kitti_source.root, root)
     return root
 
 
@@ -175,6 +156,7 @@ def test_failure_inside_conversion_leaves_previous_output_intact(fresh_copy, mon
 # ---------------------------------------------------------------------------------------------
 # Bad input: one line naming the file, non-zero exit, nothing written
 # ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_cli_missing_split_file(fresh_copy):
     (fresh_copy / 'ImageSets' / 'val.txt').unlink()
     result = run_tool(fresh_copy)
@@ -187,6 +169,7 @@ def test_cli_missing_split_file(fresh_copy):
     assert_nothing_written(fresh_copy)
 
 
+@pytest.mark.slow
 def test_cli_truncated_scan(fresh_copy):
     scan = fresh_copy / 'training' / 'velodyne' / '000001.bin'
     data = scan.read_bytes()

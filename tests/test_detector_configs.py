@@ -55,6 +55,7 @@ def _train_step_and_predict(cfg, train_batch, val_batch):
     return model
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('config', [MAIN] + ABLATIONS + TINY)
 def test_config_trains_one_step_and_predicts(config, converted_synthetic_kitti):
     cfg = load(config)

@@ -3,15 +3,13 @@ requested model has a row (measured, or marked as not fitting with the reason)."
 import json
 import os.path as osp
 import statistics
-import sys
 
 import pytest
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, osp.join(REPO, 'benchmarks'))
+from helpers.scripts import load_script
 
-import e2e_report  # noqa: E402
-import end_to_end  # noqa: E402
+end_to_end = load_script('benchmarks/end_to_end.py')
+e2e_report = load_script('benchmarks/e2e_report.py')
 
 
 def _measured(key, label, cpu, wall, memory):
@@ -78,6 +76,7 @@ def test_medians_ratios_and_table_from_given_measurements():
     assert _table_row(e2e_report.format_table(records, 'cuda', 'wall', 3), 'Gemini')[6] == '-'
 
 
+@pytest.mark.slow
 def test_quick_run_measures_and_reports_every_requested_model(tmp_path, monkeypatch):
     real_build = end_to_end.build_model
 

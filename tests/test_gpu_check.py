@@ -1,7 +1,6 @@
 """``make gpu-check`` (tools/gpu_check/) on a machine without CUDA: the one-line refusal
 before anything is installed, the report of passing and failing checks, and the CPU-side
 code of the checks (with ``.cuda()`` made a no-op, so CPU is compared with CPU)."""
-import importlib
 import os
 import stat
 import subprocess
@@ -12,6 +11,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from helpers.scripts import load_script
+
 REPO = Path(__file__).resolve().parents[1]
 GPU_CHECK = REPO / 'tools' / 'gpu_check'
 RUN = GPU_CHECK / 'run.py'
@@ -19,13 +20,9 @@ RUN = GPU_CHECK / 'run.py'
 
 @pytest.fixture(scope='module')
 def gpu_check_modules():
-    """tools/gpu_check/'s modules, imported as run.py imports them (its folder on sys.path)."""
-    sys.path.insert(0, str(GPU_CHECK))
-    try:
-        yield SimpleNamespace(**{name: importlib.import_module(name) for name in (
-            'run', 'gpu_report', 'op_checks', 'train_check', 'latency_check')})
-    finally:
-        sys.path.remove(str(GPU_CHECK))
+    """tools/gpu_check/'s modules, imported as run.py imports them."""
+    return SimpleNamespace(**{name: load_script(f'tools/gpu_check/{name}.py') for name in (
+        'run', 'gpu_report', 'op_checks', 'train_check', 'latency_check')})
 
 
 def fake_nvidia_smi(folder: Path, output: str, status: int) -> Path:

@@ -43,6 +43,7 @@ def test_lidar_boxes_round_trip_to_the_kitti_labels(converted_synthetic_kitti):
         kitti_io.format_label_line(got)  # a writable KITTI line
 
 
+@pytest.mark.slow
 def test_infer_rejects_a_file_that_is_not_a_point_cloud(converted_synthetic_kitti, tmp_path):
     root = converted_synthetic_kitti
     bad = tmp_path / 'not_a_cloud.bin'
@@ -57,6 +58,7 @@ def test_infer_rejects_a_file_that_is_not_a_point_cloud(converted_synthetic_kitt
     assert len(lines) == 1 and str(bad) in lines[0], proc.stderr[-2000:]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('drop_key', ['P2'])
 def test_infer_names_a_calib_file_missing_a_key(converted_synthetic_kitti, tmp_path, drop_key):
     root = converted_synthetic_kitti

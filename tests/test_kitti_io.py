@@ -8,26 +8,23 @@ import pytest
 
 from gemini_det3d.data import kitti_io
 from gemini_det3d.data.errors import KittiFormatError
-from gemini_det3d.data.synthetic_kitti import make_synthetic_kitti
 
 GOOD_LABEL = ('Car 0.00 0 -1.58 587.01 173.33 614.12 200.12 1.65 1.67 3.64 -0.65 1.71 46.70 -1.59\n'
               'Pedestrian 0.00 1 0.21 423.17 173.67 433.17 224.03 1.60 0.38 0.30 -5.87 1.63 23.11 -0.03\n'
               'DontCare -1 -1 -10 503.89 169.71 590.61 190.13 -1 -1 -1 -1000 -1000 -1000 -10\n')
 
 
-@pytest.fixture(scope='module')
-def kitti_root(tmp_path_factory):
-    """A one-frame KITTI tree (training only) to copy and damage."""
-    root = tmp_path_factory.mktemp('kitti')
-    make_synthetic_kitti(root, 1, 0, 0, seed=1, progress=False)
-    return root
-
-
 @pytest.fixture
-def frame(kitti_root, tmp_path):
+def frame(synthetic_kitti_source, tmp_path):
+    """A private KITTI tree holding a copy of the session set's training frame 000000, free to
+    damage, and that frame's file paths."""
+    source = kitti_io.kitti_frame_paths(synthetic_kitti_source.root, 'training', 0)
     root = tmp_path / 'kitti'
-    shutil.copytree(kitti_root, root)
-    return root, kitti_io.kitti_frame_paths(root, 'training', 0)
+    paths = kitti_io.kitti_frame_paths(root, 'training', 0)
+    for kind, path in paths.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source[kind], path)
+    return root, paths
 
 
 def _mmdet3d_converter_utils():

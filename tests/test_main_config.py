@@ -10,6 +10,7 @@ from mmengine.config import Config
 
 import gemini_det3d  # noqa: F401
 from _configs import REPO
+from helpers.scripts import load_script
 
 MAIN = 'configs/gemini_det3d/geminifusion-mvx_dual-swin-t-fpn_second-secfpn_8xb2-40e_kitti-3d-3class.py'
 MVXNET = osp.join(osp.dirname(__import__('mmdet3d').__file__), '.mim/configs/mvxnet/'
@@ -133,7 +134,7 @@ def test_every_image_branch_loads_the_local_swin_option(config, swin_t_checkpoin
     from mmdet3d.registry import MODELS
     path, swin = swin_t_checkpoint
     if _cfg(config).model.img_backbone is None:  # LiDAR-only: tools/ablate.py skips the option
-        assert sys_path_ablate().applicable_options(config, [f'{IMAGE_INIT}={path}'])[0] == []
+        assert load_ablate().applicable_options(config, [f'{IMAGE_INIT}={path}'])[0] == []
         return
     assert _cfg(config).model.img_backbone.init_cfg.checkpoint == SWIN_T_URL
     cfg = _cfg(config, {IMAGE_INIT: path})
@@ -151,15 +152,12 @@ def test_every_image_branch_loads_the_local_swin_option(config, swin_t_checkpoin
             assert torch.equal(own[key], value), (config, key)
 
 
-def sys_path_ablate():
-    import sys
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    import ablate
-    return ablate
+def load_ablate():
+    return load_script('tools/ablate.py')
 
 
 def test_ablate_skips_image_options_for_the_lidar_only_config_and_says_why(tmp_path):
-    ablate = sys_path_ablate()
+    ablate = load_ablate()
     options = [f'{IMAGE_INIT}=x.pth', 'model.img_neck.out_channels=8', 'train_cfg.max_epochs=3']
     lidar = next(c for c in ABLATIONS if osp.basename(c).startswith('lidaronly'))
     kept, skipped = ablate.applicable_options(lidar, options)

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from test_create_data import converted_mini_kitti  # noqa: F401  (session fixture)
+from helpers.synthetic_set import NUM_TRAIN, NUM_VAL
+
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / 'configs' / '_base_' / 'datasets' / 'kitti-3d-3class-multimodal.py'
@@ -60,11 +61,11 @@ def test_config_keeps_camera_lidar_consistency(cfg):
     assert len(cfg.img_mean) == len(cfg.img_std) == 3 + len(cfg.depth_img_channels)
 
 
-def test_train_batch_has_stacked_image(cfg, converted_mini_kitti):
+def test_train_batch_has_stacked_image(cfg, converted_synthetic_kitti):
     from mmengine.dataset import pseudo_collate
     np.random.seed(0)
-    dataset = build_dataset(cfg.train_dataloader.dataset.dataset, converted_mini_kitti)
-    assert len(dataset) == 3
+    dataset = build_dataset(cfg.train_dataloader.dataset.dataset, converted_synthetic_kitti)
+    assert len(dataset) == NUM_TRAIN
     samples = [dataset[i] for i in range(2)]
     channels = 3 + len(cfg.depth_img_channels)
     for sample in samples:
@@ -101,11 +102,11 @@ def test_train_batch_has_stacked_image(cfg, converted_mini_kitti):
         assert (sample['inputs']['img'][3:, mask == 0] == 0).all()
 
 
-def test_val_batch_has_stacked_image_at_test_scale(cfg, converted_mini_kitti):
+def test_val_batch_has_stacked_image_at_test_scale(cfg, converted_synthetic_kitti):
     import mmcv
     from mmengine.dataset import pseudo_collate
-    dataset = build_dataset(cfg.val_dataloader.dataset, converted_mini_kitti)
-    assert len(dataset) == 2
+    dataset = build_dataset(cfg.val_dataloader.dataset, converted_synthetic_kitti)
+    assert len(dataset) == NUM_VAL
     sample = dataset[0]
     info = dataset.get_data_info(0)
     raw_hw = (info['images']['CAM2']['height'], info['images']['CAM2']['width'])
@@ -122,14 +123,14 @@ def coordinate_maps(height, width):
     return torch.stack([xs, ys])[None].float()
 
 
-def test_pointfusion_lands_augmented_points_on_their_raw_pixels(cfg, converted_mini_kitti):
+def test_pointfusion_lands_augmented_points_on_their_raw_pixels(cfg, converted_synthetic_kitti):
     """After resize + crop + flip of the image and rotation / scaling / translation / flip of
     the points, PointFusion's sampling (mmdet3d's point_sample, undoing the recorded 3D
     augmentation) finds each point at its raw pixel moved by the image augmentation, and
     the stacked LiDAR channels hold that point there."""
     from mmdet3d.models.layers.fusion_layers import PointFusion
     np.random.seed(1)
-    dataset = build_dataset(cfg.train_dataloader.dataset.dataset, converted_mini_kitti)
+    dataset = build_dataset(cfg.train_dataloader.dataset.dataset, converted_synthetic_kitti)
     info = dataset.get_data_info(1)
     load_points = dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=4, use_dim=4)
     raw_points = compose([load_points])(copy.deepcopy(info))['points'].tensor.numpy()

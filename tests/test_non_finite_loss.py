@@ -35,6 +35,7 @@ def test_guard_names_iteration_and_term_and_leaves_finite_losses_alone():
         model.parse_losses({'loss_dir': [model.w.sum(), model.w.sum() * math.inf]})
 
 
+@pytest.mark.slow
 def test_train_tool_stops_on_corrupt_data_and_keeps_the_last_checkpoint(converted_synthetic_kitti,
                                                                       tmp_path):
     """One clean epoch, then a scan whose reflectance turned NaN: training resumes, stops at

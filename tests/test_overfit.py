@@ -1,4 +1,5 @@
 """The tiny GeminiFusion model can learn: dozens of steps on two fixed frames halve its loss."""
+import pytest
 import torch
 
 import gemini_det3d  # noqa: F401
@@ -12,6 +13,7 @@ def _total(losses):
                for k, v in losses.items() if 'loss' in k)
 
 
+@pytest.mark.slow  # 200 optimiser steps
 def test_tiny_geminifusion_overfits_two_frames(converted_synthetic_kitti):
     from mmdet3d.registry import MODELS
     cfg = retarget(load(TINY), converted_synthetic_kitti)

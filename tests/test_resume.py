@@ -195,6 +195,7 @@ def _file_sizes(directory):
     return sizes
 
 
+@pytest.mark.slow
 def test_checkpoint_write_killed_midway_leaves_previous_checkpoint_loadable(tmp_path):
     """SIGKILL a process while it is re-saving a 64 MB checkpoint: the file under the final
     name is still a whole checkpoint, and the leftover temporary file is cleaned up."""

@@ -17,18 +17,17 @@ import pytest
 
 from gemini_det3d.data import kitti_io
 from gemini_det3d.data.synthetic_kitti import generate_frame, make_synthetic_kitti
+from helpers.synthetic_set import NUM_TEST, NUM_TRAIN, NUM_VAL, SEED
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED = 7
-NUM_TRAIN, NUM_VAL, NUM_TEST = 6, 2, 1
 H, W = kitti_io.KITTI_IMAGE_HW
 LABELLED = ('Car', 'Pedestrian', 'Cyclist', 'Misc')
 
 
 @pytest.fixture(scope='module')
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp('synthetic_kitti')
-    return make_synthetic_kitti(root, NUM_TRAIN, NUM_VAL, NUM_TEST, seed=SEED, progress=False)
+def dataset(synthetic_kitti_source):
+    """The session's generated set (``tests/conftest.py``): the generator's summary."""
+    return synthetic_kitti_source.summary
 
 
 def _mmdet3d_label_parser():
@@ -271,6 +270,7 @@ def test_label_fields_follow_kitti_conventions(dataset):
                 assert h > 1.3 and l < 1.4
 
 
+@pytest.mark.slow
 def test_command_line(tmp_path):
     script = ROOT / 'tools' / 'make_synthetic_kitti.py'
     out = tmp_path / 'kitti'

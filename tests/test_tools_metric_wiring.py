@@ -13,18 +13,6 @@ TINY = 'configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-sec
 CLASSES = ('Car', 'Pedestrian', 'Cyclist')
 
 
-@pytest.fixture(scope='module')
-def val_heavy_set(tmp_path_factory):
-    """A converted synthetic set whose val split holds >= ~50 boxes of every class."""
-    from gemini_det3d.data.synthetic_kitti import make_synthetic_kitti
-    root = tmp_path_factory.mktemp('kitti_val_heavy')
-    make_synthetic_kitti(root, num_train=2, num_val=24, num_test=2, seed=11, progress=False)
-    subprocess.run([sys.executable, 'tools/create_data.py', 'kitti', '--root-path', str(root),
-                    '--out-dir', str(root), '--extra-tag', 'kitti'], cwd=REPO, check=True,
-                   capture_output=True)
-    return str(root) + '/'
-
-
 def _run_oracle(root, work_dir, shift=(0.0, 0.0, 0.0)):
     """tools/test.py, without a checkpoint, on the tiny config with the ground truth (boxes
     shifted ``shift`` metres) as its model."""
@@ -41,9 +29,10 @@ def _run_oracle(root, work_dir, shift=(0.0, 0.0, 0.0)):
     return {k.split('KITTI/')[-1]: v for k, v in metrics.items()}
 
 
-def test_ground_truth_as_predictions_scores_100_and_shifted_much_lower(val_heavy_set, tmp_path):
+@pytest.mark.slow
+def test_ground_truth_as_predictions_scores_100_and_shifted_much_lower(converted_synthetic_kitti, tmp_path):
     import mmengine
-    content = mmengine.load(osp.join(val_heavy_set, 'kitti_infos_val.pkl'))
+    content = mmengine.load(osp.join(converted_synthetic_kitti, 'kitti_infos_val.pkl'))
     name_of = {v: k for k, v in content['metainfo']['categories'].items()}
     # boxes each KITTI difficulty evaluates (cumulative: moderate includes easy, ...)
     per_level = {(c, d): 0 for c in CLASSES for d in range(3)}
@@ -57,7 +46,7 @@ def test_ground_truth_as_predictions_scores_100_and_shifted_much_lower(val_heavy
     enough = {k: n >= 41 for k, n in per_level.items()}
     assert all(enough[(c, 1)] and enough[(c, 2)] for c in CLASSES), per_level
 
-    exact = _run_oracle(val_heavy_set, tmp_path / 'exact')
+    exact = _run_oracle(converted_synthetic_kitti, tmp_path / 'exact')
     checked = 0
     for cls in CLASSES:
         for level, diff in enumerate(('easy', 'moderate', 'hard')):
@@ -70,13 +59,14 @@ def test_ground_truth_as_predictions_scores_100_and_shifted_much_lower(val_heavy
                     checked += 1
     assert checked >= 36
 
-    shifted = _run_oracle(val_heavy_set, tmp_path / 'shifted', shift=(2.0, 0.0, 0.0))
+    shifted = _run_oracle(converted_synthetic_kitti, tmp_path / 'shifted', shift=(2.0, 0.0, 0.0))
     for cls in CLASSES:
         key = f'{cls}_3D_AP40_moderate_strict'
         assert shifted[key] < 30.0, (key, shifted[key])
 
 
-def test_test_split_writes_one_submission_file_per_frame(val_heavy_set, tmp_path):
+@pytest.mark.slow
+def test_test_split_writes_one_submission_file_per_frame(converted_synthetic_kitti, tmp_path):
     """On the KITTI test split the tool writes KITTI label files named by frame id."""
     import torch
     from mmdet3d.registry import MODELS
@@ -87,7 +77,7 @@ def test_test_split_writes_one_submission_file_per_frame(val_heavy_set, tmp_path
     model = MODELS.build(cfg.model)
     ckpt = tmp_path / 'random.pth'
     torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
-    root = val_heavy_set
+    root = converted_synthetic_kitti
     out = tmp_path / 'submission'
     opts = [f'test_dataloader.dataset.data_root={root}', 'test_dataloader.num_workers=0',
             'test_dataloader.persistent_workers=False']
@@ -103,6 +93,7 @@ def test_test_split_writes_one_submission_file_per_frame(val_heavy_set, tmp_path
             assert len(line.split()) == 16 and line.split()[0] in CLASSES
 
 
+@pytest.mark.slow
 def test_missing_checkpoint_is_one_clear_line(tmp_path):
     proc = subprocess.run([sys.executable, 'tools/test.py', TINY, str(tmp_path / 'nope.pth')],
                           cwd=REPO, capture_output=True, text=True)

@@ -13,6 +13,7 @@ from gemini_det3d.errors import GeminiInputError
 from gemini_det3d.visualization import GT_RGB, PRED_RGB, FramePictureWriter, VisFrame
 from gemini_det3d.visualization.image_overlay import project_segments, render_camera_view
 from gemini_det3d.visualization.views import view_projection
+from helpers.scripts import load_script
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY_CONFIG = ('configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_'
@@ -78,6 +79,7 @@ def _open3d_or_skip():
         pytest.skip(f'open3d cannot be imported: {exc}')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('backend', ['open3d', 'software'])
 def test_scan_views_draw_both_box_colours_where_the_boxes_are(scene, backend, tmp_path):
     if backend == 'open3d':
@@ -106,6 +108,7 @@ def test_scan_views_draw_both_box_colours_where_the_boxes_are(scene, backend, tm
         assert (empty.max(axis=-1) > 0).sum() > 1000  # the points are there
 
 
+@pytest.mark.slow
 def test_writer_writes_three_pngs_with_box_pixels(scene, tmp_path):
     import cv2
     _open3d_or_skip()
@@ -217,6 +220,7 @@ def test_a_known_box_is_drawn_at_its_projected_corners(scene):
     assert untouched[outside].all()
 
 
+@pytest.mark.slow
 def test_without_vulkan_the_probe_reports_and_auto_falls_back(monkeypatch, capsys):
     """Open3D aborts the whole process when Vulkan is missing: the probe must run it in a
     child, and 'auto' must then draw with the software renderer after one warning line."""
@@ -284,6 +288,7 @@ def test_kitti_labels_become_the_lidar_boxes_they_were_written_from(scene, tmp_p
     assert np.allclose(frame.lidar2img, _lidar2img(), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_cli_raw_kitti_frame_writes_three_pictures(scene, tmp_path):
     import cv2
     _open3d_or_skip()
@@ -304,12 +309,7 @@ def test_cli_raw_kitti_frame_writes_three_pictures(scene, tmp_path):
 
 
 def _run_main(argv):
-    sys.path.insert(0, osp.join(REPO, 'tools'))
-    try:
-        import visualize
-    finally:
-        sys.path.pop(0)
-    return visualize.main(argv)
+    return load_script('tools/visualize.py').main(argv)
 
 
 @pytest.mark.parametrize('damage, words', [

@@ -121,6 +121,11 @@ def main(argv=None):
         raise GeminiInputError(f'tools/test.py: a CHECKPOINT is needed: the model of '
                                f'{args.config} has weights to load')
     metrics = runner.test()
+    # Under several processes the metric and the dumped results are gathered on rank 0; the
+    # files below are written once, there.
+    from mmengine.dist import is_main_process
+    if not is_main_process():
+        return metrics
     if metrics:
         import json
         os.makedirs(cfg.work_dir, exist_ok=True)

@@ -23,11 +23,6 @@ REFLECTANCE_RANGE = (0.0, 1.0)
 DEPTH_RANGE_M = (0.0, 60.0)
 
 
-def rgb_to_bgr(rgb) -> Tuple[int, int, int]:
-    """OpenCV draws in BGR order."""
-    return int(rgb[2]), int(rgb[1]), int(rgb[0])
-
-
 def colorize(values: np.ndarray, value_range: Tuple[float, float], cmap: str) -> np.ndarray:
     """Map values through a matplotlib colormap.
 
