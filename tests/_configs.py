@@ -23,8 +23,10 @@ def retarget(cfg, data_root, img_scale=None, work_dir=None):
         ds.data_root = data_root
         if img_scale is not None:
             for step in ds.pipeline:
-                if step['type'] in ('Resize', 'RandomResize'):
+                if step['type'] == 'Resize':
                     step['scale'] = img_scale
+                elif step['type'] == 'RandomResize':  # a scale range: one fixed scale here
+                    step['scale'] = [img_scale, img_scale]
     for key in ('val_evaluator', 'test_evaluator'):
         cfg[key]['ann_file'] = osp.join(data_root, 'kitti_infos_val.pkl')
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
