@@ -72,6 +72,9 @@ def build_model(config_path: str, device: str = 'cpu', seed: int = 0):
     register_all_modules(init_default_scope=False)
     cfg = load_config(config_path)
     init_default_scope(cfg.get('default_scope', 'mmdet3d'))
+    # latency and memory do not depend on the weights: no ImageNet download
+    if cfg.model.get('img_backbone') is not None:
+        cfg.model.img_backbone.init_cfg = None
     torch.manual_seed(seed)
     model = MODELS.build(cfg.model)
     logger = MMLogger.get_current_instance()
