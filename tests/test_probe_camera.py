@@ -2,7 +2,6 @@
 camera picture and nothing else; the probe shows a fused model's predictions move with the
 picture and a LiDAR-only model's do not."""
 import copy
-import importlib.util
 import json
 import os.path as osp
 
@@ -11,18 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+from helpers.scripts import REPO, load_script
 TINY = 'configs/gemini_det3d/tiny/'
 GEMINI = TINY + 'geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py'
 LIDAR_ONLY = TINY + 'lidaronly-second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py'
 
 
 def _probe_module():
-    spec = importlib.util.spec_from_file_location('gemini_probe_camera',
-                                                  osp.join(REPO, 'tools', 'probe_camera.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('tools/probe_camera.py', name='gemini_probe_camera')
 
 
 def _val_dataset(root, pipeline_edit=None):

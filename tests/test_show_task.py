@@ -1,25 +1,20 @@
 """tools/test.py --task picks what --show-dir draws, as mmdet3d's does: the scan views for
 lidar_det, the camera picture for mono_det, both for multi-modality_det (the default)."""
-import importlib.util
 import os
-import os.path as osp
 import pickle
 
 import numpy as np
 import pytest
 
 from _configs import REPO, load
+from helpers.scripts import load_script
 
 TINY = 'configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py'
 
 
 def _test_tool():
     """tools/test.py as a module (its name would clash with pytest's idea of ``test``)."""
-    spec = importlib.util.spec_from_file_location('gemini_tools_test',
-                                                  osp.join(REPO, 'tools', 'test.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script('tools/test.py', name='gemini_tools_test')
 
 
 def test_task_choices_are_mmdet3ds_that_apply():

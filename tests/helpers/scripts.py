@@ -12,10 +12,13 @@ import sys
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
-def load_script(relative_path: str):
-    """``load_script('tools/ablate.py')`` -> the module (imported once, then cached)."""
+def load_script(relative_path: str, name: str = None):
+    """``load_script('tools/ablate.py')`` -> the module (imported once, then cached).
+
+    ``name``: the module's name where the file's own would clash (``tools/test.py`` is not
+    the standard library's ``test``)."""
     path = osp.join(REPO, relative_path)
-    name = osp.splitext(osp.basename(path))[0]
+    name = name or osp.splitext(osp.basename(path))[0]
     if name in sys.modules and getattr(sys.modules[name], '__file__', None) == path:
         return sys.modules[name]
     folder = osp.dirname(path)
