@@ -96,10 +96,10 @@ def test_layout_is_complete_and_parses(dataset):
     # a 64-beam scan: about 100k points per frame, as KITTI's
     assert 70_000 < train['num_points'] / (NUM_TRAIN + NUM_VAL) < 130_000
     assert 70_000 < test['num_points'] / NUM_TEST < 130_000
-    # enough boxes per class even in a tiny set
+    # every evaluated class present even in a tiny set (per-frame rates: test_synthetic_world.py)
     counts = train['num_objects']
-    assert counts['Car'] >= 3 * (NUM_TRAIN + NUM_VAL)
-    assert counts['Pedestrian'] >= NUM_TRAIN + NUM_VAL and counts['Cyclist'] >= NUM_TRAIN + NUM_VAL
+    assert counts['Car'] >= 2 * (NUM_TRAIN + NUM_VAL)
+    assert counts['Pedestrian'] >= 1 and counts['Cyclist'] >= 1
     # the images are real pictures, not blank
     import cv2
     image = cv2.imread(str(root / 'training' / 'image_2' / '000000.png'))
@@ -150,21 +150,24 @@ def test_lidar_points_in_each_box_project_inside_its_2d_box(mmdet3d_frames):
             fractions.append(inside_2d.mean())
             weights.append(mask.sum())
     fractions = np.array(fractions)
-    assert len(fractions) >= 40 and np.sum(weights) > 10_000  # not vacuous
+    assert len(fractions) >= 40 and np.sum(weights) > 5_000  # not vacuous (KITTI: ~6 labels a frame)
     print(f'\nalignment: {len(fractions)} objects, {np.sum(weights)} points; '
           f'min {fractions.min():.2%}, point-weighted {np.average(fractions, weights=weights):.3%}')
     assert fractions.min() >= 0.95
 
 
-def _near_body(cam_points, obj, margin, clear_of_ground=0.0):
-    """(N,) which camera-frame points lie within ``margin`` metres of the object's solid body
-    (and, if ``clear_of_ground`` > 0, at least that high above its bottom: not ground hits)."""
-    centre, half = obj.body()
-    local = (cam_points - centre) @ obj.rotation
-    near = (np.abs(local) <= half + margin).all(1)
+def _near_body(cam_points, obj, margin, clear_of_ground=0.0, ground=None):
+    """(N,) which camera-frame points lie within ``margin`` metres of one of the object's
+    primitives (and, if ``clear_of_ground`` > 0, at least that high above the ground under
+    them: not ground hits)."""
+    near = obj.near_surface(cam_points, margin)
     if clear_of_ground:
-        near &= local[:, 1] <= half[1] - clear_of_ground  # camera y points down
+        near &= ground.height_at(cam_points[:, 0], cam_points[:, 2]) - cam_points[:, 1] >= clear_of_ground
     return near
+
+
+def _on_ground(cam_points, ground, margin):
+    return np.abs(ground.height_at(cam_points[:, 0], cam_points[:, 2]) - cam_points[:, 1]) <= margin
 
 
 def test_mmdet3d_boxes_hold_the_generated_objects_points(dataset, mmdet3d_frames):
@@ -173,21 +176,24 @@ def test_mmdet3d_boxes_hold_the_generated_objects_points(dataset, mmdet3d_frames
     little else. A convention error (bottom vs. centre: ~0.8 m, h/w/l order or yaw sign: ~1 m)
     would lose most of them."""
     held, stray = [], []
-    for index, frame in enumerate(mmdet3d_frames[:4]):
+    for index, frame in enumerate(mmdet3d_frames):
         truth = generate_frame(SEED, 'training', index)
         np.testing.assert_array_equal(truth['points'], frame['points'])
         cam = np.concatenate([frame['points'][:, :3], np.ones((len(frame['points']), 1))], 1)
         cam = (cam @ kitti_io.lidar2cam(frame['calib']).T)[:, :3]
         labelled = [o for o in truth['scene'].objects if o.label in LABELLED]
+        ground = truth['scene'].ground
         for k in range(len(frame['lidar_boxes'])):
             # the generator's object whose bottom centre the label states
             obj = min(labelled, key=lambda o: np.abs(o.bottom_center - _cam_bottom(frame, k)).sum())
-            on_body = _near_body(cam, obj, 0.04, clear_of_ground=0.1)  # 2 sigma of range noise
+            on_body = _near_body(cam, obj, 0.04, 0.1, ground)  # 2 sigma of range noise
             if on_body.sum() < 10:
                 continue
             held.append(frame['inside'][on_body, k].mean())
             # what else the box holds: the ground at its feet, nothing farther than 10 cm
-            stray.append(1.0 - _near_body(cam, obj, 0.1)[frame['inside'][:, k]].mean())
+            inside = frame['inside'][:, k]
+            explained = _near_body(cam, obj, 0.1)[inside] | _on_ground(cam[inside], ground, 0.1)
+            stray.append(1.0 - explained.mean())
     held, stray = np.array(held), np.array(stray)
     print(f'\nmmdet3d boxes: {len(held)} objects, object points held: min {held.min():.2%}, '
           f'mean {held.mean():.3%}; box points off the object: max {stray.max():.2%}')
@@ -223,7 +229,9 @@ def test_point_counts_fall_with_distance(mmdet3d_frames):
 
 def test_camera_shows_the_object_where_the_lidar_hits_it():
     """Rendering and ray casting agree: the LiDAR points on an unoccluded object project onto
-    pixels that the renderer filled with that object."""
+    pixels that the renderer filled with that object (objects with camera gaps, foliage and
+    spoked wheels, are left out: there the camera sees through where the LiDAR returned)."""
+    from gemini_det3d.data.synthetic_appearance import CAMERA_GAPS
     agree, total = 0, 0
     for index in range(3):
         frame = generate_frame(SEED, 'training', index)
@@ -236,7 +244,9 @@ def test_camera_shows_the_object_where_the_lidar_hits_it():
         for k, obj in enumerate(frame['scene'].objects):
             if stats.visible_pixels[k] < 0.95 * stats.full_pixels[k] or not stats.full_pixels[k]:
                 continue
-            mask = _near_body(cam, obj, 0.03, clear_of_ground=0.1) & in_image
+            if (CAMERA_GAPS[obj.parts.material] > 0).any():
+                continue
+            mask = _near_body(cam, obj, 0.03, 0.1, frame['scene'].ground) & in_image
             if mask.sum() < 20:
                 continue
             same = stats.object_id[row[mask], col[mask]] == k
@@ -262,7 +272,9 @@ def test_label_fields_follow_kitti_conventions(dataset):
             assert 0 <= x1 <= x2 <= W - 1 and 0 <= y1 <= y2 <= H - 1
             touches_border = x1 == 0 or y1 == 0 or x2 == W - 1 or y2 == H - 1
             assert (obj['truncated'] > 0) == touches_border or obj['truncated'] < 0.01
-            assert 0.9 < y < 2.4 and 4.0 < z < 101  # standing on the gently sloped ground, in front
+            assert 0.8 < y < 2.6 and 0.0 < z < 101  # standing on the sloped ground or a pavement, in front
+            # closer than 4 m only when cut by the picture's edge (parked beside us, as in KITTI)
+            assert z > 4.0 or obj['truncated'] > 0.3
             h, w, l = obj['hwl']
             if obj['type'] == 'Car':
                 assert 1.2 < h < 2.1 and 1.3 < w < 2.0 and 2.9 < l < 5.4

@@ -72,7 +72,8 @@ def main(argv=None):
         run('generate synthetic KITTI', [py, 'tools/make_synthetic_kitti.py', '--out-dir', root,
                                          '--num-train', str(args.num_train), '--num-val',
                                          str(args.num_val), '--num-test', str(args.num_test),
-                                         '--seed', str(args.seed)], timings)
+                                         '--seed', str(args.seed), '--workers',
+                                         str(min(2, os.cpu_count() or 1))], timings)
         run('convert (create_data)', [py, 'tools/create_data.py', 'kitti', '--root-path', root,
                                       '--out-dir', root, '--extra-tag', 'kitti'], timings)
     else:

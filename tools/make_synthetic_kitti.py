@@ -3,8 +3,11 @@
     python tools/make_synthetic_kitti.py --out-dir data/synthetic_kitti \
         --num-train 80 --num-val 20 --num-test 10 --seed 0
 
-Scenes: ground, Cars / Pedestrians / Cyclists with KITTI's size statistics, distractors;
-a 64-beam LiDAR and camera 2 see the same scene through each frame's own KITTI-like calib.
+Scenes (docs/synthetic-world.md): streets with kerbs and slopes; composite Cars, Vans, Trucks,
+Pedestrians, Persons sitting, Cyclists and Misc at KITTI's rates and sizes; unlabelled
+look-alikes (street furniture, parked bicycles, hedges, containers, trailers); reflectance from
+materials. A 64-beam LiDAR and camera 2 see the same scene through each frame's own
+KITTI-like calib.
 Then convert it like real KITTI: ``python tools/create_data.py kitti --root-path DIR
 --out-dir DIR --extra-tag kitti``. The same seed writes the same bytes.
 """
