@@ -620,12 +620,12 @@ def sample_scene(rng: np.random.Generator) -> Scene:
 
     def pavement(side, z_lo=3.0, z_hi=55.0, inset=0.5):
         def sample():
-            edge = edges[side > 0]
+            edge = edges[int(side > 0)]
             return edge + side * rng.uniform(inset, g.pavement_width - inset), rng.uniform(z_lo, z_hi)
         return sample
 
     def kerbside(side, z_lo=-30.0, z_hi=60.0):  # a strip on the pavement just behind the kerb
-        return lambda: (edges[side > 0] + side * rng.uniform(0.3, 0.8), rng.uniform(z_lo, z_hi))
+        return lambda: (edges[int(side > 0)] + side * rng.uniform(0.3, 0.8), rng.uniform(z_lo, z_hi))
 
     def lane(z_lo=6.0, z_hi=70.0):
         return lambda: (rng.uniform(g.left_edge + 1.4, g.right_edge - 1.4), rng.uniform(z_lo, z_hi))
@@ -633,7 +633,7 @@ def sample_scene(rng: np.random.Generator) -> Scene:
     # walls / buildings behind the pavements, never labelled
     for side in (-1, 1):
         if rng.random() < 0.6:
-            w.add('wall', lambda s=side: (edges[s > 0] + s * (g.pavement_width + 0.5), rng.uniform(0, 50)),
+            w.add('wall', lambda s=side: (edges[int(s > 0)] + s * (g.pavement_width + 0.5), rng.uniform(0, 50)),
                   np.pi / 2 + rng.normal(0, 0.02), label=None, margin=0.05)
     # parked cars in rows along the kerb, less than a metre apart (KITTI's residential streets)
     for side in (-1, 1):
@@ -659,7 +659,7 @@ def sample_scene(rng: np.random.Generator) -> Scene:
     for _ in range(rng.poisson(0.4)):
         side = rng.choice([-1, 1])
         if rng.random() < 0.75:
-            sample = (lambda s=side: (edges[s > 0] - s * rng.uniform(0.6, 1.6), rng.uniform(5.0, 50.0)))
+            sample = (lambda s=side: (edges[int(s > 0)] - s * rng.uniform(0.6, 1.6), rng.uniform(5.0, 50.0)))
             w.add('cyclist', sample, _along(rng, 0.15), on='road')
         else:
             w.add('cyclist', pavement(side, 5.0, 45.0), _along(rng, 0.3), on='pavement')
@@ -680,7 +680,7 @@ def sample_scene(rng: np.random.Generator) -> Scene:
             w.add(kind, pavement(side, -20.0, 55.0, inset=0.7), np.pi / 2 + rng.normal(0, 0.05),
                   label=None, margin=0.1, on='pavement')
         else:
-            w.add(kind, lambda s=side: (edges[s > 0] - s * rng.uniform(1.0, 1.4), rng.uniform(-20.0, 60.0)),
+            w.add(kind, lambda s=side: (edges[int(s > 0)] - s * rng.uniform(1.0, 1.4), rng.uniform(-20.0, 60.0)),
                   _along(rng), label=None, on='road')
     # bushes at the kerb: partial occluders of what stands behind them
     for _ in range(rng.poisson(1.2)):
@@ -699,7 +699,7 @@ def sample_scene(rng: np.random.Generator) -> Scene:
 def _parked_row(w: _World, rng, side):
     """Cars parked nose to tail along one kerb, 0.3-1.0 m between their label boxes."""
     g = w.scene.ground
-    edge = (g.left_edge, g.right_edge)[side > 0]
+    edge = (g.left_edge, g.right_edge)[int(side > 0)]
     z = rng.uniform(-15.0, 20.0)
     z_end = z + rng.uniform(15.0, 45.0)
     while z < z_end:
