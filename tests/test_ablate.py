@@ -76,3 +76,38 @@ def test_legend_names_each_config_by_its_first_word_when_that_is_unique():
     # two configs with the same first word keep their whole names, so the legend never merges them
     same = ['a/geminifusion-x_1.py', 'a/geminifusion-y_2.py']
     assert ablate._legend_labels(same) == ['geminifusion-x_1', 'geminifusion-y_2']
+
+
+def test_probe_camera_adds_the_swap_drop_for_configs_with_a_camera(tmp_path, monkeypatch):
+    """--probe-camera: a camera config is evaluated by tools/probe_camera.py (its as-is AP in the
+    AP columns, as is minus swapped summed as the drop); a LiDAR-only config by tools/test.py."""
+    fused, lidar = tmp_path / 'geminifusion-x.py', tmp_path / 'lidaronly-x.py'
+    fused.write_text("model = dict(img_backbone=dict(type='DualSwin'))\n")
+    lidar.write_text('model = dict(img_backbone=None)\n')
+    calls = []
+    test_like = _fake_tools(calls, {str(lidar): 30.0})
+
+    def run(cmd, cwd, check):
+        if osp.basename(cmd[1]) != 'probe_camera.py':
+            return test_like(cmd, cwd, check)
+        calls.append(cmd)
+        aps = {'as_is': (50.0, 40.0, 30.0), 'swap': (45.5, 31.0, 29.0)}
+        metrics = {way: {f'Kitti metric/{c}_3D_AP40_moderate_strict': v
+                         for c, v in zip(('Car', 'Pedestrian', 'Cyclist'), aps[way])}
+                   for way in aps}
+        swap = {c: b - a for c, a, b in zip(('Car', 'Pedestrian', 'Cyclist'), *aps.values())}
+        swap['sum'] = sum(swap.values())
+        os.makedirs(cmd[cmd.index('--work-dir') + 1], exist_ok=True)
+        with open(cmd[cmd.index('--out-json') + 1], 'w') as f:
+            json.dump({'metrics': metrics, 'differences': {'swap': swap}}, f)
+    monkeypatch.setattr(ablate.subprocess, 'run', run)
+    out = tmp_path / 'abl'
+    ablate.main([str(fused), str(lidar), '--work-dir', str(out), '--probe-camera'])
+    assert [osp.basename(c[1]) for c in calls] == ['train.py', 'probe_camera.py', 'train.py', 'test.py']
+    md = (out / 'ablation.md').read_text()
+    assert 'camera-swap drop' in md
+    rows = {line.split('|')[1].strip(): [x.strip() for x in line.strip('|').split('|')]
+            for line in md.splitlines() if line.startswith('| geminifusion') or line.startswith('| lidaronly')}
+    assert rows['geminifusion-x'][1:4] == ['50.00', '40.00', '30.00']
+    assert rows['geminifusion-x'][5] == '+14.50'  # (50 + 40 + 30) - (45.5 + 31 + 29)
+    assert rows['lidaronly-x'][1] == '30.00' and rows['lidaronly-x'][5] == 'no camera'
