@@ -30,7 +30,24 @@ def synthetic_kitti_source(tmp_path_factory):
     from gemini_det3d.data.synthetic_kitti import make_synthetic_kitti
     root = tmp_path_factory.mktemp('synthetic_kitti_source')
     summary = make_synthetic_kitti(root, NUM_TRAIN, NUM_VAL, NUM_TEST, seed=SEED, progress=False)
+    _check_shared_set(root, summary['frame_ids'])
     return SyntheticSource(root, summary)
+
+
+def _check_shared_set(root, frame_ids):
+    """What the suite relies on in the shared set, checked once here (a changed world or seed
+    otherwise fails far away): every evaluated class in the train and val splits, at least 3
+    labelled objects in each of the first two train frames (tests that batch "the first frames")."""
+    from gemini_det3d.data import kitti_io
+    classes = ('Car', 'Pedestrian', 'Cyclist')
+    for split in ('train', 'val'):
+        labels = [[o['type'] for o in kitti_io.read_label(root / 'training' / 'label_2' / f'{name}.txt')
+                   if o['type'] in classes] for name in frame_ids[split]]
+        missing = set(classes) - {t for frame in labels for t in frame}
+        assert not missing, f'shared synthetic set (seed {SEED}): no {sorted(missing)} in {split}'
+        if split == 'train':
+            assert all(len(frame) >= 3 for frame in labels[:2]), (
+                f'shared synthetic set (seed {SEED}): first train frames hold {labels[:2]}')
 
 
 @pytest.fixture(scope='session')

@@ -63,8 +63,12 @@ def test_dynamic_voxel_batch_with_an_empty_frame(dynamic_model_and_batch, how):
 
     got, expected = losses(mixed), losses(alone)
     assert set(got) == set(expected) and all(torch.isfinite(v) for v in got.values())
-    for key in expected:  # the same batch statistics: the empty frame is not in the batch
-        assert torch.allclose(got[key], expected[key], atol=1e-5), (key, got[key], expected[key])
+    # the same batch statistics: the empty frame is not in the batch. Relative 1e-3: with more
+    # than one torch thread (set by an earlier KITTI evaluation in the same process: numba) a
+    # batch of two sums in another order than a batch of one (measured 1.1e-4 relative in a
+    # full suite run; equal to the bit when this test runs alone)
+    for key in expected:
+        assert torch.allclose(got[key], expected[key], rtol=1e-3, atol=1e-4), (key, got[key], expected[key])
 
     head_maps = []
     hook = model.pts_bbox_head.register_forward_hook(
