@@ -5,7 +5,7 @@ Hard or dynamic voxels: ``extract_pts_feat`` is ``MVXFasterRCNN``'s for hard vox
 carry ``num_points``), so one class serves ``Det3DDataPreprocessor``'s ``voxel_type='hard'``
 (with ``HardVFE``) and ``'dynamic'`` (with ``DynamicVFE``, as mmdet3d's MVX-Net).
 
-Four things on top of mmdet3d's MVX detector:
+Five things on top of mmdet3d's MVX detector:
 
 * **The image backbone's own losses.** Fusion modules may add a loss of their own (TokenFusion's
   L1 sparsity loss on its token scores); ``loss`` adds the backbone's
@@ -25,6 +25,11 @@ Four things on top of mmdet3d's MVX detector:
 * **An optional box post-processor** ``ground_refiner`` (e.g.
   ``dict(type='GroundContactRefiner')``, see ``ground_contact.py``): each frame's predicted boxes
   get their bottoms moved onto the ground measured in that frame's scan, after decoding and NMS.
+* **An optional image-branch loss** ``img_point_loss`` (e.g.
+  ``dict(type='PointImageSemanticLoss', in_channels=...)``, see
+  ``point_image_semantic_loss.py``): the image features PointFusion samples at each LiDAR
+  point are asked for the point's class, so the image branch learns what the camera shows
+  there instead of being left to the 3D head's gradient alone. Training only.
 * **The point branch from another detector's checkpoint** ``pts_pretrained`` (a path or URL of
   an mmdet3d MVX-Net / SECOND KITTI checkpoint): after ``init_weights``, its ``pts_*`` tensors
   that this model has with the same shape are loaded, the rest is listed in one log line
@@ -60,15 +65,31 @@ class GeminiMVXFasterRCNN(MVXFasterRCNN):
     """
 
     def __init__(self, *args, ground_refiner: Optional[dict] = None,
-                 pts_pretrained: Optional[str] = None, **kwargs):
+                 pts_pretrained: Optional[str] = None, img_point_loss: Optional[dict] = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.ground_refiner = MODELS.build(ground_refiner) if ground_refiner else None
         self.pts_pretrained = pts_pretrained
+        self.img_point_loss = MODELS.build(img_point_loss) if img_point_loss else None
+        if self.img_point_loss is not None and getattr(
+                getattr(self, 'pts_voxel_encoder', None), 'fusion_layer', None) is None:
+            raise ValueError('img_point_loss needs an image branch and a voxel encoder with a '
+                             'fusion_layer (PointFusion): its image features are the ones sampled')
+        self._img_point_inputs = None  # (img_feats, points, metas) of the last training forward
+        self._head_samples = []  # the data samples that forward saw
 
     def init_weights(self) -> None:
         super().init_weights()
         if self.pts_pretrained:
             load_matching_tensors(self, self.pts_pretrained, prefix='pts_')
+
+    def extract_feat(self, batch_inputs_dict: dict, batch_input_metas: List[dict]):
+        """mmdet3d's; in training with ``img_point_loss`` the image features, points and metas
+        are kept for that loss (the same forward's, not a second image pass)."""
+        img_feats, pts_feats = super().extract_feat(batch_inputs_dict, batch_input_metas)
+        if self.training and self.img_point_loss is not None and img_feats is not None:
+            self._img_point_inputs = (img_feats, batch_inputs_dict['points'], batch_input_metas)
+        return img_feats, pts_feats
 
     def extract_pts_feat(self, voxel_dict: Dict[str, Tensor], *args, **kwargs):
         """Point-branch features: mmdet3d's hard-voxel path, or its dynamic-voxel path when the
@@ -108,21 +129,38 @@ class GeminiMVXFasterRCNN(MVXFasterRCNN):
 
     def loss(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample],
              **kwargs) -> Dict[str, Tensor]:
+        self._img_point_inputs = None
         losses = self._head_loss(batch_inputs_dict, batch_data_samples, **kwargs)
+        if self.img_point_loss is not None:
+            losses.update(self._image_point_loss(batch_data_samples))
         pop_backbone_losses = getattr(getattr(self, 'img_backbone', None),
                                       'pop_auxiliary_losses', None)
         if pop_backbone_losses is not None:
             losses.update(pop_backbone_losses())
         return losses
 
+    def _image_point_loss(self, batch_data_samples: List[Det3DDataSample]) -> Dict[str, Tensor]:
+        """``img_point_loss`` on the samples the head saw (those with points); a zero that
+        reaches every trainable parameter when none had points (as the head's losses)."""
+        if self._img_point_inputs is None:
+            zero = sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
+            return {'loss_img_point_sem': zero}
+        img_feats, points, metas = self._img_point_inputs
+        self._img_point_inputs = None
+        gt = [s.gt_instances_3d for s in self._head_samples]  # the forward's samples, in order
+        return self.img_point_loss(self.pts_voxel_encoder.fusion_layer, img_feats, points, metas,
+                                   [g.bboxes_3d.tensor for g in gt], [g.labels_3d for g in gt])
+
     def _head_loss(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample],
                    **kwargs) -> Dict[str, Tensor]:
         keep = self._samples_with_points(batch_inputs_dict, len(batch_data_samples))
         if len(keep) == len(batch_data_samples):
+            self._head_samples = batch_data_samples
             return super().loss(batch_inputs_dict, batch_data_samples, **kwargs)
         if len(keep):
+            self._head_samples = [batch_data_samples[i] for i in keep.tolist()]
             return super().loss(take_samples(batch_inputs_dict, keep, len(batch_data_samples)),
-                                [batch_data_samples[i] for i in keep.tolist()], **kwargs)
+                                self._head_samples, **kwargs)
         # 0 * (sum of every trainable parameter): a zero loss with a (zero) gradient for each
         zero = sum(p.sum() for p in self.parameters() if p.requires_grad) * 0.0
         return {key: zero for key in _HEAD_LOSS_KEYS}
