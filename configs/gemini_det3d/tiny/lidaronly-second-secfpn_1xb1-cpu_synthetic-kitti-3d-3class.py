@@ -4,4 +4,5 @@ _base_ = ['./geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb1-cpu_syntheti
 model = dict(
     img_backbone=None,
     img_neck=None,
-    pts_voxel_encoder=dict(feat_channels=[32, 64], fusion_layer=None))
+    pts_voxel_encoder=dict(feat_channels=[32, 64], fusion_layer=None),
+    img_point_loss=None)
