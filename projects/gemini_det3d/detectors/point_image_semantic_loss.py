@@ -57,8 +57,9 @@ class PointImageSemanticLoss(nn.Module):
             (``mid_channels * len(img_levels)`` with lateral convolutions).
         num_classes (int): labelled classes (background is one more).
         loss_weight (float): factor on the loss.
-        max_points (int): points per frame the loss looks at: every point in a box and a
-            random draw of the others up to this number (the loss's cost stays fixed).
+        max_points (int): points per frame the loss looks at: every point in a box and the
+            first others (in the shuffled order of the training pipeline) up to this number
+            (the loss's cost stays fixed).
     """
 
     def __init__(self, in_channels: int, num_classes: int = 3, loss_weight: float = 1.0,
@@ -70,13 +71,13 @@ class PointImageSemanticLoss(nn.Module):
         self.max_points = max_points
 
     def _chosen_points(self, target: Tensor) -> Tensor:
-        """Indices of the points the loss uses: all in boxes, others drawn up to max_points."""
+        """Indices of the points the loss uses: all in boxes, others up to max_points."""
         fg = torch.nonzero(target > 0, as_tuple=False)[:, 0]
         bg = torch.nonzero(target == 0, as_tuple=False)[:, 0]
         room = max(self.max_points - len(fg), 0)
-        if len(bg) > room:
-            bg = bg[torch.randperm(len(bg), device=bg.device)[:room]]
-        return torch.cat([fg, bg])
+        # the first ones: the training pipeline's PointShuffle has already drawn the order, and
+        # no draw here leaves torch's random state (exact resume) alone
+        return torch.cat([fg, bg[:room]])
 
     def forward(self, fusion_layer: nn.Module, img_feats: Sequence[Tensor],
                 points: List[Tensor], metas: List[dict], gt_boxes: List[Tensor],
