@@ -263,6 +263,7 @@ def test_training_skips_frames_without_points(empty_frame_set):
     """A frame without points adds no loss: the head's loss sees only the frames with points;
     a batch of only such frames gives zero losses (and zero gradients) instead of a crash."""
     cfg = retarget(load(TINY), empty_frame_set)
+    cfg.model.img_point_loss = None  # the head's losses only (that loss: its own test file)
     model = _build_model(cfg).train()
     head_loss_inputs = []  # (batch size of the head's features, gt boxes of its samples)
     head_loss = model.pts_bbox_head.loss
