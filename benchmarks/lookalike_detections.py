@@ -8,7 +8,8 @@ RESULTS.pkl is what ``tools/test.py --out`` writes for the split; ROOT and SEED 
 generated set's (``tools/make_synthetic_kitti.py``): each frame's scene is rebuilt from the
 seed (no ray casting) to know every object, labelled or not. A box counts on an object when
 its BEV centre is nearest to that object's and within the object's own half diagonal plus
-0.5 m. A model that cannot tell look-alikes from the classes it detects puts many boxes on
+0.5 m; "nothing or other" also counts unlabelled things that are not look-alikes (walls,
+bushes, traffic behind). A model that cannot tell look-alikes from the classes it detects puts many boxes on
 them; the camera is what tells a bollard from a pedestrian in this world.
 """
 import argparse
@@ -24,13 +25,8 @@ CLASSES = ('Pedestrian', 'Cyclist', 'Car')  # the label order of the 3-class KIT
 
 def scene_of(seed: int, index: int):
     """The generating scene of training frame ``index`` and its calibration (no LiDAR cast)."""
-    from gemini_det3d.data import synthetic_kitti
-    from gemini_det3d.data.synthetic_calib import sample_kitti_calib
-    from gemini_det3d.data.synthetic_scene import sample_scene
-    calib_seq, scene_seq, _, _ = np.random.SeedSequence(
-        [int(seed), synthetic_kitti._SPLIT_CODE['training'], int(index)]).spawn(4)
-    calib = sample_kitti_calib(np.random.default_rng(calib_seq))
-    return sample_scene(np.random.default_rng(scene_seq)), calib
+    from gemini_det3d.data.synthetic_kitti import frame_scene
+    return frame_scene(seed, 'training', index)
 
 
 def objects_in_lidar(scene, calib):
@@ -80,7 +76,7 @@ def count_hits(results, seed, frame_index, score_thr):
 
 
 def table(hits, frames):
-    cols = ['its class', 'another class', 'look-alikes', 'nothing']
+    cols = ['its class', 'another class', 'look-alikes', 'nothing or other']
     lines = ['| boxes per frame | ' + ' | '.join(cols) + ' | look-alike kinds |',
              '| --- |' + ' ---: |' * len(cols) + ' --- |']
     for cls, counter in hits.items():

@@ -53,7 +53,7 @@ model = dict(
     # The image features PointFusion samples at each point are also asked for the point's class
     # (background or its labelled box's): trained through the 3D head alone, the from-scratch
     # image branch was ignored (camera-swap probe -2.0 AP summed) and the model scored Car / Ped
-    # / Cyc 3D AP40 mod. 20.9 / 9.1 / 4.1; with this loss 33.6 / 26.6 / 3.3 at the same cost
+    # / Cyc 3D AP40 mod. 20.9 / 9.1 / 4.1; with this loss 33.6 / 26.6 / 3.3 at about the same cost
     # per step (seed 0, docs/experiments.md). MVX-Net gets the same kind of signal by
     # pre-training its image branch on 2D detection.
     img_point_loss=dict(type='PointImageSemanticLoss', in_channels=64 * 4, num_classes=3),

@@ -31,6 +31,21 @@ from .synthetic_scene import sample_scene
 _SPLIT_CODE = {'training': 0, 'testing': 1}
 
 
+def _scene_and_streams(seed: int, split: str, index: int):
+    """``(scene, calib, lidar seed sequence, camera seed sequence)`` of one frame: each part of
+    a frame draws from its own stream, so the scene is known without casting or rendering."""
+    calib_seq, scene_seq, lidar_seq, camera_seq = np.random.SeedSequence(
+        [int(seed), _SPLIT_CODE[split], int(index)]).spawn(4)
+    calib = sample_kitti_calib(np.random.default_rng(calib_seq))
+    return sample_scene(np.random.default_rng(scene_seq)), calib, lidar_seq, camera_seq
+
+
+def frame_scene(seed: int, split: str, index: int):
+    """``(scene, calib)`` of the frame :func:`generate_frame` makes, without its LiDAR scan or
+    picture (every object, labelled or not, for evaluations on the synthetic world)."""
+    return _scene_and_streams(seed, split, index)[:2]
+
+
 def generate_frame(seed: int, split: str, index: int, hw=IMAGE_HW) -> dict:
     """One synthetic frame in memory.
 
@@ -39,10 +54,7 @@ def generate_frame(seed: int, split: str, index: int, hw=IMAGE_HW) -> dict:
         (KITTI matrices), ``labels`` (list of label dicts), ``scene`` (the generating scene),
         ``render_stats`` (:class:`~.camera_render.RenderStats`: which object each pixel shows).
     """
-    calib_seq, scene_seq, lidar_seq, camera_seq = np.random.SeedSequence(
-        [int(seed), _SPLIT_CODE[split], int(index)]).spawn(4)
-    calib = sample_kitti_calib(np.random.default_rng(calib_seq))
-    scene = sample_scene(np.random.default_rng(scene_seq))
+    scene, calib, lidar_seq, camera_seq = _scene_and_streams(seed, split, index)
     points = simulate_lidar(scene, calib, np.random.default_rng(lidar_seq))
     image, stats = render_camera(scene, calib, np.random.default_rng(camera_seq), hw)
     labels = label_objects(scene, stats, calib, hw)

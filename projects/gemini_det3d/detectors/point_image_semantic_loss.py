@@ -20,6 +20,7 @@ from typing import List, Sequence
 
 import torch
 import torch.nn.functional as F
+from mmcv.ops import points_in_boxes_all, points_in_boxes_cpu
 from mmdet3d.registry import MODELS
 from torch import Tensor, nn
 
@@ -36,12 +37,10 @@ def points_in_boxes_label(points: Tensor, boxes: Tensor, labels: Tensor) -> Tens
     target = points.new_zeros(len(points), dtype=torch.long)
     if len(boxes) == 0 or len(points) == 0:
         return target
-    d = points[:, None, :3] - boxes[None, :, :3]  # [N, M, 3]
-    cos, sin = torch.cos(boxes[:, 6]), torch.sin(boxes[:, 6])
-    along = d[..., 0] * cos + d[..., 1] * sin  # box frame: x along the length
-    across = -d[..., 0] * sin + d[..., 1] * cos
-    inside = ((along.abs() <= boxes[:, 3] / 2) & (across.abs() <= boxes[:, 4] / 2)
-              & (d[..., 2] >= 0) & (d[..., 2] <= boxes[:, 5]))
+    # mmcv's op (the same convention: bottom-centre z, yaw about z); its CPU kernel on CPU
+    in_boxes = points_in_boxes_all if points.is_cuda else points_in_boxes_cpu
+    inside = in_boxes(points[None, :, :3].float().contiguous(),
+                      boxes[None, :, :7].float().contiguous())[0].bool()  # [N, M]
     hit = inside.any(1)
     first = inside.float().argmax(1)
     target[hit] = labels.long()[first[hit]] + 1
