@@ -35,7 +35,7 @@ import torch
 from _configs import REPO, load, retarget
 
 TINY = 'configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py'
-RANDOM_STEPS = ('RandomFlip3D', 'GlobalRotScaleTrans', 'PointShuffle')
+RANDOM_STEPS = ('RandomFlip3D', 'GlobalRotScaleTrans', 'PointShuffle', 'LiDARImageDropout')
 EPOCHS, FRAMES, PROCESSES = 2, 4, 2
 LOSS_RTOL = 1e-5
 WEIGHT_RTOL = 1e-3
