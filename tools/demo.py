@@ -77,6 +77,14 @@ def main(argv=None):
         run('convert (create_data)', [py, 'tools/create_data.py', 'kitti', '--root-path', root,
                                       '--out-dir', root, '--extra-tag', 'kitti'], timings)
     else:
+        from gemini_det3d.data.synthetic_stamp import stamp_problem
+        problem = stamp_problem(root, seed=args.seed, num_train=args.num_train,
+                                num_val=args.num_val, num_test=args.num_test)
+        if problem:
+            print(f'demo: error: {root} holds a converted data set, but {problem}; remove '
+                  f'it (or pass another --data-root) and the demo generates it again',
+                  file=sys.stderr)
+            sys.exit(2)
         print(f'demo: reusing the converted data set in {root}')
     data_opts = [f'train_dataloader.dataset.dataset.data_root={root}',
                  f'val_dataloader.dataset.data_root={root}',

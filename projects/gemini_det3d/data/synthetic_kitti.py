@@ -27,6 +27,7 @@ from .lidar_scan import simulate_lidar
 from .synthetic_calib import sample_kitti_calib
 from .synthetic_labels import label_objects
 from .synthetic_scene import sample_scene
+from .synthetic_stamp import write_stamp
 
 _SPLIT_CODE = {'training': 0, 'testing': 1}
 
@@ -81,7 +82,8 @@ def _write_frame_job(job):
 
 def make_synthetic_kitti(out_dir, num_train: int, num_val: int, num_test: int = 0, seed: int = 0,
                          progress: bool = True, num_workers: int = 0) -> dict:
-    """Write a complete KITTI-layout data set of synthetic frames.
+    """Write a complete KITTI-layout data set of synthetic frames, and its stamp
+    (``synthetic_kitti.json``: the settings and the generator's fingerprint, ``synthetic_stamp``).
 
     Args:
         out_dir: the data set's root (created; existing files of the same names are replaced).
@@ -114,6 +116,7 @@ def make_synthetic_kitti(out_dir, num_train: int, num_val: int, num_test: int = 
     imagesets = {}
     for split in ('train', 'val', 'trainval', 'test'):
         imagesets[split] = write_imageset(root / 'ImageSets' / f'{split}.txt', frame_ids[split])
+    write_stamp(root, seed=seed, num_train=num_train, num_val=num_val, num_test=num_test)
     return dict(root=root, training=root / 'training', testing=root / 'testing',
                 imagesets=imagesets, frame_ids=frame_ids, num_points=int(sum(results)))
 
