@@ -127,7 +127,8 @@ def test_same_seed_same_bytes(tmp_path):
     second = make_synthetic_kitti(tmp_path / 'b', 1, 1, 1, seed=11, progress=False, num_workers=2)
     other = make_synthetic_kitti(tmp_path / 'c', 1, 1, 1, seed=12, progress=False)
     files = sorted(p.relative_to(first['root']) for p in first['root'].rglob('*') if p.is_file())
-    assert len(files) == 3 * 3 + 2 + 4  # 3 frames x (bin, png, calib), 2 labels, 4 ImageSets
+    # 3 frames x (bin, png, calib), 2 labels, 4 ImageSets, the stamp (synthetic_stamp)
+    assert len(files) == 3 * 3 + 2 + 4 + 1
     for rel in files:
         assert filecmp.cmp(first['root'] / rel, second['root'] / rel, shallow=False), rel
     differs = [not filecmp.cmp(first['root'] / rel, other['root'] / rel, shallow=False)
