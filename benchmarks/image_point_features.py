@@ -32,7 +32,11 @@ import numpy as np
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, osp.join(ROOT, 'tools'))  # probe_camera's pipeline helpers
 
-WAYS = ('as_is', 'picture_swapped', 'picture_blank', 'lidar_image_empty', 'both')
+# way -> (which picture, LiDAR image emptied)
+WAY_INPUTS = {'as_is': ('as_is', False), 'picture_swapped': ('swapped', False),
+              'picture_blank': ('blank', False), 'lidar_image_empty': ('as_is', True),
+              'both': ('blank', True)}
+WAYS = tuple(WAY_INPUTS)
 POINT_CLASSES = ('background', 'Pedestrian', 'Cyclist', 'Car')  # 0, then 1 + label
 
 
@@ -59,29 +63,32 @@ def recall_table(confusion: np.ndarray) -> dict:
     return recall
 
 
-def frame_confusion(model, data, boxes, labels, empty_lidar_image: bool) -> np.ndarray:
-    """One collated frame -> ``[4, 4]`` confusion of the loss's classifier at its points."""
+def frame_confusions(model, data, boxes, labels, empties=(False, True)) -> dict:
+    """One collated frame -> ``{empty LiDAR image (bool): [4, 4] confusion}`` of the loss's
+    classifier at the frame's points, for each of ``empties`` (LiDAR image as given / emptied)."""
     import torch
-    from gemini_det3d.detectors.point_image_semantic_loss import points_in_boxes_label
+    from gemini_det3d.detectors.point_image_semantic_loss import (points_in_boxes_label,
+                                                                  points_in_picture)
     batch = model.data_preprocessor(data, False)
     inputs, metas = batch['inputs'], [s.metainfo for s in batch['data_samples']]
-    img = inputs['imgs']
-    if empty_lidar_image:
-        img = img.clone()
-        img[:, 3:] = 0  # "no point" after StackDepthImage's normalisation (and the padding)
     points = inputs['points']
-    fusion = model.pts_voxel_encoder.fusion_layer
-    with torch.no_grad():
-        img_feats = model.extract_img_feat(img, metas)
-        sampled = fusion.obtain_mlvl_feats(img_feats, points, metas)
-        ones = img_feats[0].new_ones((1, 1) + tuple(img_feats[0].shape[-2:]))
-        in_image = fusion.sample_single(ones, points[0][:, :3], metas[0]).reshape(-1) > 0.5
-        predicted = model.img_point_loss.classifier(sampled).argmax(1)
     target = points_in_boxes_label(points[0], boxes, labels)
-    t, p = target[in_image].numpy(), predicted[in_image].numpy()
-    confusion = np.zeros((len(POINT_CLASSES), len(POINT_CLASSES)), np.int64)
-    np.add.at(confusion, (t, p), 1)
-    return confusion
+    fusion = model.pts_voxel_encoder.fusion_layer
+    out = {}
+    for empty_lidar_image in empties:
+        img = inputs['imgs']
+        if empty_lidar_image:
+            img = img.clone()
+            img[:, 3:] = 0  # "no point" after StackDepthImage's normalisation (and the padding)
+        with torch.no_grad():
+            img_feats = model.extract_img_feat(img, metas)
+            sampled = fusion.obtain_mlvl_feats(img_feats, points, metas)
+            in_image = points_in_picture(fusion, img_feats, points, metas)
+            predicted = model.img_point_loss.classifier(sampled).argmax(1)
+        confusion = np.zeros((len(POINT_CLASSES), len(POINT_CLASSES)), np.int64)
+        np.add.at(confusion, (target[in_image].numpy(), predicted[in_image].numpy()), 1)
+        out[empty_lidar_image] = confusion
+    return out
 
 
 def main(argv=None):
@@ -94,8 +101,7 @@ def main(argv=None):
 
     from gemini_det3d.datasets.transforms.swap_camera_image import derangement
     from gemini_det3d.utils.config import load_config
-    from probe_camera import (image_load_options, innermost_dataset, split_image_paths,
-                              with_step_after_image_load)
+    from probe_camera import image_load_options, split_image_paths, with_step_after_image_load
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
     if not cfg.model.get('img_point_loss'):
@@ -108,16 +114,18 @@ def main(argv=None):
 
     img_paths = split_image_paths(cfg.test_dataloader)
     permutation = derangement(len(img_paths), args.seed)
-    steps = {'picture_swapped': dict(type='SwapCameraImage', img_paths=img_paths,
-                                     permutation=permutation.tolist(),
-                                     **image_load_options(cfg.test_dataloader)),
-             'picture_blank': dict(type='BlankCameraImage'),
-             'both': dict(type='BlankCameraImage')}
+    # three pictures per frame (each frame loaded once per picture); the LiDAR image is emptied
+    # on the loaded batch, so the five ways need three datasets
+    pictures = {'as_is': None,
+                'swapped': dict(type='SwapCameraImage', img_paths=img_paths,
+                                permutation=permutation.tolist(),
+                                **image_load_options(cfg.test_dataloader)),
+                'blank': dict(type='BlankCameraImage')}
     datasets = {}
-    for way in WAYS:
-        loader = (with_step_after_image_load(cfg.test_dataloader, steps[way], args.config)
-                  if way in steps else copy.deepcopy(cfg.test_dataloader))
-        datasets[way] = DATASETS.build(loader['dataset'])
+    for picture, step in pictures.items():
+        loader = (copy.deepcopy(cfg.test_dataloader) if step is None else
+                  with_step_after_image_load(cfg.test_dataloader, step, args.config))
+        datasets[picture] = DATASETS.build(loader['dataset'])
     reference = datasets['as_is']
     n = len(reference) if args.num_frames is None else min(args.num_frames, len(reference))
     confusion = {way: np.zeros((4, 4), np.int64) for way in WAYS}
@@ -126,10 +134,12 @@ def main(argv=None):
         keep = ann['gt_labels_3d'] >= 0  # DontCare and classes outside the three: not counted
         boxes = torch.as_tensor(ann['gt_bboxes_3d'].tensor[keep], dtype=torch.float32)
         labels = torch.as_tensor(ann['gt_labels_3d'][keep])
-        for way in WAYS:
-            data = pseudo_collate([datasets[way][i]])
-            confusion[way] += frame_confusion(model, data, boxes, labels,
-                                              empty_lidar_image=way in ('lidar_image_empty', 'both'))
+        for picture, dataset in datasets.items():
+            wanted = {way: empty for way, (p, empty) in WAY_INPUTS.items() if p == picture}
+            frame = frame_confusions(model, pseudo_collate([dataset[i]]), boxes, labels,
+                                     empties=tuple(sorted(set(wanted.values()))))
+            for way, empty_lidar_image in wanted.items():
+                confusion[way] += frame[empty_lidar_image]
     recalls = {way: recall_table(confusion[way]) for way in WAYS}
     print(f'\n===== image features at the points: {args.config}, {n} val frames =====')
     print('| way | ' + ' | '.join(POINT_CLASSES) + ' | balanced | points |')

@@ -47,6 +47,16 @@ def points_in_boxes_label(points: Tensor, boxes: Tensor, labels: Tensor) -> Tens
     return target
 
 
+def points_in_picture(fusion_layer: nn.Module, img_feats: Sequence[Tensor],
+                      points: List[Tensor], metas: List[dict]) -> Tensor:
+    """``[sum N_i]`` bool: which points PointFusion samples inside the picture, by the same
+    sampling (its projection, augmentations and border handling) of an all-ones map."""
+    ones = img_feats[0].new_ones((1, 1) + tuple(img_feats[0].shape[-2:]))
+    # (point_sample squeezes a one-channel result to [N])
+    return torch.cat([fusion_layer.sample_single(ones, pts[:, :3], meta).reshape(-1) > 0.5
+                      for pts, meta in zip(points, metas)])
+
+
 @MODELS.register_module()
 class PointImageSemanticLoss(nn.Module):
     """Point classification from the image features PointFusion samples (module docstring).
@@ -98,11 +108,7 @@ class PointImageSemanticLoss(nn.Module):
             chosen.append(pts[keep])
             targets.append(target[keep])
         sampled = fusion_layer.obtain_mlvl_feats(img_feats, chosen, metas)  # [N, in_channels]
-        # which points land in the picture: the same sampling of an all-ones map
-        ones = img_feats[0].new_ones((1, 1) + tuple(img_feats[0].shape[-2:]))
-        # (point_sample squeezes a one-channel result to [N])
-        in_image = torch.cat([fusion_layer.sample_single(ones, pts[:, :3], meta).reshape(-1) > 0.5
-                              for pts, meta in zip(chosen, metas)])
+        in_image = points_in_picture(fusion_layer, img_feats, chosen, metas)
         target = torch.cat(targets)[in_image]
         logits = self.classifier(sampled[in_image])
         per_point = F.cross_entropy(logits, target, reduction='none')
