@@ -5,7 +5,7 @@ Hard or dynamic voxels: ``extract_pts_feat`` is ``MVXFasterRCNN``'s for hard vox
 carry ``num_points``), so one class serves ``Det3DDataPreprocessor``'s ``voxel_type='hard'``
 (with ``HardVFE``) and ``'dynamic'`` (with ``DynamicVFE``, as mmdet3d's MVX-Net).
 
-Five things on top of mmdet3d's MVX detector:
+Six things on top of mmdet3d's MVX detector:
 
 * **The image backbone's own losses.** Fusion modules may add a loss of their own (TokenFusion's
   L1 sparsity loss on its token scores); ``loss`` adds the backbone's
@@ -30,6 +30,10 @@ Five things on top of mmdet3d's MVX detector:
   ``point_image_semantic_loss.py``): the image features PointFusion samples at each LiDAR
   point are asked for the point's class, so the image branch learns what the camera shows
   there instead of being left to the 3D head's gradient alone. Training only.
+* **Optional point painting** ``paint_points=True`` (with ``img_point_loss``; see
+  ``point_painting.py``): that loss's classifier scores every point the voxel encoder reads,
+  and its K + 1 class scores are appended to the point's channels (PointPainting), so the
+  voxel encoder's ``in_channels`` is the points' channels + K + 1.
 * **The point branch from another detector's checkpoint** ``pts_pretrained`` (a path or URL of
   an mmdet3d MVX-Net / SECOND KITTI checkpoint): after ``init_weights``, its ``pts_*`` tensors
   that this model has with the same shape are loaded, the rest is listed in one log line
@@ -45,6 +49,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from ..utils.partial_checkpoint import load_matching_tensors
+from .point_painting import paint_dynamic_points, paint_hard_voxels
 
 # Anchor3DHead's loss keys: an all-empty batch reports the same columns in the training log.
 _HEAD_LOSS_KEYS = ('loss_cls', 'loss_bbox', 'loss_dir')
@@ -66,7 +71,7 @@ class GeminiMVXFasterRCNN(MVXFasterRCNN):
 
     def __init__(self, *args, ground_refiner: Optional[dict] = None,
                  pts_pretrained: Optional[str] = None, img_point_loss: Optional[dict] = None,
-                 **kwargs):
+                 paint_points: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.ground_refiner = MODELS.build(ground_refiner) if ground_refiner else None
         self.pts_pretrained = pts_pretrained
@@ -75,6 +80,10 @@ class GeminiMVXFasterRCNN(MVXFasterRCNN):
                 getattr(self, 'pts_voxel_encoder', None), 'fusion_layer', None) is None:
             raise ValueError('img_point_loss needs an image branch and a voxel encoder with a '
                              'fusion_layer (PointFusion): its image features are the ones sampled')
+        if paint_points and self.img_point_loss is None:
+            raise ValueError('paint_points needs img_point_loss: its classifier gives the '
+                             'scores the points are painted with')
+        self.paint_points = paint_points
         self._img_point_inputs = None  # (img_feats, points, metas) of the last training forward
         self._head_samples = []  # the data samples that forward saw
 
@@ -94,9 +103,26 @@ class GeminiMVXFasterRCNN(MVXFasterRCNN):
     def extract_pts_feat(self, voxel_dict: Dict[str, Tensor], *args, **kwargs):
         """Point-branch features: mmdet3d's hard-voxel path, or its dynamic-voxel path when the
         voxel dict holds points and their voxel coordinates (no ``num_points``)."""
+        if self.paint_points:
+            voxel_dict = self._painted(voxel_dict, *args, **kwargs)
         if 'num_points' in voxel_dict:
             return super().extract_pts_feat(voxel_dict, *args, **kwargs)
         return DynamicMVXFasterRCNN.extract_pts_feat(self, voxel_dict, *args, **kwargs)
+
+    def _painted(self, voxel_dict: Dict[str, Tensor], points=None, img_feats=None,
+                 batch_input_metas=None) -> Dict[str, Tensor]:
+        """The voxel dict with each point's image class scores appended to its channels."""
+        if img_feats is None:
+            raise ValueError('paint_points needs the image branch\'s features (no image input?)')
+        args = (voxel_dict['coors'], len(batch_input_metas), self.pts_voxel_encoder.fusion_layer,
+                self.img_point_loss.classifier, img_feats, batch_input_metas)
+        painted = dict(voxel_dict)
+        if 'num_points' in voxel_dict:
+            painted['voxels'] = paint_hard_voxels(voxel_dict['voxels'], voxel_dict['num_points'],
+                                                  *args)
+        else:
+            painted['voxels'] = paint_dynamic_points(voxel_dict['voxels'], *args)
+        return painted
 
     def predict(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample],
                 **kwargs) -> List[Det3DDataSample]:
