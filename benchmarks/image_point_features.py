@@ -18,8 +18,9 @@ Its recall per class is measured five ways:
 
 If the features come from the picture, swapping or blanking it costs recall; if they come from
 the LiDAR image, emptying that costs recall and the picture does not matter. Balanced accuracy
-is the mean recall over the four point classes (chance 0.25). Points outside the picture are
-left out, as in the loss.
+is the mean recall over the four point classes (chance 0.25). A second table gives each class's
+precision (of the points named that class, the share that are of it): what a detector reading
+these features can trust. Points outside the picture are left out, as in the loss.
 """
 import argparse
 import copy
@@ -61,6 +62,16 @@ def recall_table(confusion: np.ndarray) -> dict:
     recall['balanced'] = float(np.mean(present)) if present else float('nan')
     recall['points'] = int(totals.sum())
     return recall
+
+
+def precision_table(confusion: np.ndarray) -> dict:
+    """``confusion[true, predicted]`` counts -> per class, the share of the points the
+    classifier names that class that are of it (nan where it names none). A class's evidence is
+    only as useful to the detector as it is precise: with hundreds of background points per
+    pedestrian point, a small false-alarm rate on the background buries the pedestrians."""
+    named = confusion.sum(0)
+    return {name: (float(confusion[k, k] / named[k]) if named[k] else float('nan'))
+            for k, name in enumerate(POINT_CLASSES)}
 
 
 def frame_confusions(model, data, boxes, labels, empties=(False, True)) -> dict:
@@ -148,11 +159,19 @@ def main(argv=None):
         r = recalls[way]
         print(f'| {way.replace("_", " ")} | ' + ' | '.join(f'{r[c]:.3f}' for c in POINT_CLASSES)
               + f' | {r["balanced"]:.3f} | {r["points"]} |')
+    precisions = {way: precision_table(confusion[way]) for way in WAYS}
+    print('\nprecision: of the points named each class, the share that are of it')
+    print('| way | ' + ' | '.join(POINT_CLASSES) + ' |')
+    print('| --- |' + ' ---: |' * len(POINT_CLASSES))
+    for way in WAYS:
+        r = precisions[way]
+        print(f'| {way.replace("_", " ")} | ' + ' | '.join(f'{r[c]:.3f}' for c in POINT_CLASSES)
+              + ' |')
     if args.json:
         with open(args.json, 'w') as f:
             json.dump(dict(config=args.config, checkpoint=args.checkpoint, frames=n,
-                           recalls=recalls, confusion={w: c.tolist() for w, c in confusion.items()}),
-                      f, indent=1)
+                           recalls=recalls, precisions=precisions,
+                           confusion={w: c.tolist() for w, c in confusion.items()}), f, indent=1)
     return recalls
 
 

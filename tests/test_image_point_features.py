@@ -20,6 +20,10 @@ def test_recall_table_counts_rows_and_skips_absent_classes():
     assert np.isnan(r['Cyclist']) and r['Car'] == 1.0
     assert r['balanced'] == pytest.approx((0.8 + 0.75 + 1.0) / 3)
     assert r['points'] == 19
+    p = bench.precision_table(confusion)
+    # columns: of the 9 points named background 8 are; of 5 named pedestrian 3; none named cyclist
+    assert p['background'] == pytest.approx(8 / 9) and p['Pedestrian'] == pytest.approx(3 / 5)
+    assert np.isnan(p['Cyclist']) and p['Car'] == 1.0
 
 
 @pytest.mark.slow
