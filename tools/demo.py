@@ -60,7 +60,9 @@ def main(argv=None):
     p.add_argument('--num-train', type=int, default=100)
     p.add_argument('--num-val', type=int, default=40)
     p.add_argument('--num-test', type=int, default=4)
-    p.add_argument('--epochs', type=int, default=None, help='override the config\'s epochs')
+    p.add_argument('--epochs', type=int, default=None,
+                   help='train this many epochs instead of the config\'s, its learning-rate '
+                        'schedule stretched to them')
     p.add_argument('--seed', type=int, default=0)
     args = p.parse_args(argv)
     py = sys.executable
@@ -95,7 +97,11 @@ def main(argv=None):
     # the evaluation is the next step (tools/test.py): no second one inside the training loop
     train_opts = [f'train_cfg.val_begin={10 ** 6}']  # mmengine validates the last epoch otherwise
     if args.epochs:
-        train_opts.append(f'train_cfg.max_epochs={args.epochs}')
+        # the schedule stretched to the epochs (a cosine over the config's 10 epochs would
+        # otherwise leave epochs 11-20 at its floor learning rate)
+        from gemini_det3d.utils.config import load_config
+        from gemini_det3d.utils.schedule import stretched_schedule_options
+        train_opts += stretched_schedule_options(load_config(args.config), args.epochs)
     train_dir = osp.join(out, 'train')
     run('train', [py, 'tools/train.py', args.config, '--work-dir', train_dir,
                   '--cfg-options'] + data_opts + train_opts, timings)
