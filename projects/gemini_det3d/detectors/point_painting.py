@@ -68,9 +68,8 @@ def paint_hard_voxels(voxels: Tensor, num_points: Tensor, coors: Tensor, batch_s
     scores = point_class_scores(fusion_layer, classifier, img_feats, points, metas)
     canvas = voxels.new_zeros(voxels.shape[:2] + (classifier.out_features, ))
     for r, s in zip(rows, scores):
-        part = canvas[r]
-        part[valid[r]] = s
-        canvas[r] = part
+        # row-major boolean indexing: the same order as voxels[r][valid[r]] above
+        canvas[r[:, None] & valid] = s
     return torch.cat([voxels, canvas], dim=-1)
 
 
