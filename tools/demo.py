@@ -98,7 +98,7 @@ def main(argv=None):
     train_opts = [f'train_cfg.val_begin={10 ** 6}']  # mmengine validates the last epoch otherwise
     if args.epochs:
         # the schedule stretched to the epochs (a cosine over the config's 10 epochs would
-        # otherwise leave epochs 11-20 at its floor learning rate)
+        # otherwise leave epochs 11-20 at its last value, 3 % of the base rate)
         from gemini_det3d.utils.config import load_config
         from gemini_det3d.utils.schedule import stretched_schedule_options
         train_opts += stretched_schedule_options(load_config(args.config), args.epochs)
