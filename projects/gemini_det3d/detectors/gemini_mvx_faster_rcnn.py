@@ -5,7 +5,7 @@ Hard or dynamic voxels: ``extract_pts_feat`` is ``MVXFasterRCNN``'s for hard vox
 carry ``num_points``), so one class serves ``Det3DDataPreprocessor``'s ``voxel_type='hard'``
 (with ``HardVFE``) and ``'dynamic'`` (with ``DynamicVFE``, as mmdet3d's MVX-Net).
 
-Six things on top of mmdet3d's MVX detector:
+Seven things on top of mmdet3d's MVX detector:
 
 * **The image backbone's own losses.** Fusion modules may add a loss of their own (TokenFusion's
   L1 sparsity loss on its token scores); ``loss`` adds the backbone's
@@ -34,6 +34,11 @@ Six things on top of mmdet3d's MVX detector:
   ``point_painting.py``): that loss's classifier scores every point the voxel encoder reads,
   and its K + 1 class scores are appended to the point's channels (PointPainting), so the
   voxel encoder's ``in_channels`` is the points' channels + K + 1.
+* **Optional camera evidence on the BEV map** ``bev_camera_evidence`` (e.g.
+  ``dict(type='BEVCameraEvidence', point_cloud_range=...)``, with ``img_point_loss``; see
+  ``bev_camera_evidence.py``): that loss's classifier scores every point, and the scores,
+  averaged per BEV cell, are concatenated to the map the 3D head reads (late fusion, as CLOCs),
+  so the head's ``in_channels`` grows by the module's ``out_channels``.
 * **The point branch from another detector's checkpoint** ``pts_pretrained`` (a path or URL of
   an mmdet3d MVX-Net / SECOND KITTI checkpoint): after ``init_weights``, its ``pts_*`` tensors
   that this model has with the same shape are loaded, the rest is listed in one log line
@@ -49,7 +54,7 @@ from mmengine.structures import InstanceData
 from torch import Tensor
 
 from ..utils.partial_checkpoint import load_matching_tensors
-from .point_painting import paint_dynamic_points, paint_hard_voxels
+from .point_painting import paint_dynamic_points, paint_hard_voxels, point_class_scores
 
 # Anchor3DHead's loss keys: an all-empty batch reports the same columns in the training log.
 _HEAD_LOSS_KEYS = ('loss_cls', 'loss_bbox', 'loss_dir')
@@ -71,7 +76,8 @@ class GeminiMVXFasterRCNN(MVXFasterRCNN):
 
     def __init__(self, *args, ground_refiner: Optional[dict] = None,
                  pts_pretrained: Optional[str] = None, img_point_loss: Optional[dict] = None,
-                 paint_points: bool = False, **kwargs):
+                 paint_points: bool = False, bev_camera_evidence: Optional[dict] = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.ground_refiner = MODELS.build(ground_refiner) if ground_refiner else None
         self.pts_pretrained = pts_pretrained
@@ -84,6 +90,11 @@ class GeminiMVXFasterRCNN(MVXFasterRCNN):
             raise ValueError('paint_points needs img_point_loss: its classifier gives the '
                              'scores the points are painted with')
         self.paint_points = paint_points
+        if bev_camera_evidence and self.img_point_loss is None:
+            raise ValueError('bev_camera_evidence needs img_point_loss: its classifier gives the '
+                             'scores laid on the BEV map')
+        self.bev_camera_evidence = (MODELS.build(bev_camera_evidence) if bev_camera_evidence
+                                    else None)
         self._img_point_inputs = None  # (img_feats, points, metas) of the last training forward
         self._head_samples = []  # the data samples that forward saw
 
@@ -96,9 +107,25 @@ class GeminiMVXFasterRCNN(MVXFasterRCNN):
         """mmdet3d's; in training with ``img_point_loss`` the image features, points and metas
         are kept for that loss (the same forward's, not a second image pass)."""
         img_feats, pts_feats = super().extract_feat(batch_inputs_dict, batch_input_metas)
+        if self.bev_camera_evidence is not None and pts_feats is not None:
+            pts_feats = self._with_camera_evidence(pts_feats, img_feats,
+                                                   batch_inputs_dict['points'], batch_input_metas)
         if self.training and self.img_point_loss is not None and img_feats is not None:
             self._img_point_inputs = (img_feats, batch_inputs_dict['points'], batch_input_metas)
         return img_feats, pts_feats
+
+    def _with_camera_evidence(self, pts_feats: List[Tensor], img_feats, points: List[Tensor],
+                              metas: List[dict]) -> List[Tensor]:
+        """``pts_feats`` with the first (the head's) ``[B, C, H, W]`` map widened to
+        ``C + out_channels`` by ``bev_camera_evidence``."""
+        if img_feats is None:
+            raise ValueError('bev_camera_evidence needs the image branch\'s features '
+                             '(no image input?)')
+        scores = point_class_scores(self.pts_voxel_encoder.fusion_layer,
+                                    self.img_point_loss.classifier, img_feats, points, metas)
+        bev = pts_feats[0]
+        evidence = self.bev_camera_evidence(points, scores, bev.shape[-2:]).to(bev.dtype)
+        return [torch.cat([bev, evidence], 1)] + list(pts_feats[1:])
 
     def extract_pts_feat(self, voxel_dict: Dict[str, Tensor], *args, **kwargs):
         """Point-branch features: mmdet3d's hard-voxel path, or its dynamic-voxel path when the
