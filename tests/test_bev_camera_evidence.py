@@ -1,13 +1,12 @@
-"""Camera evidence on the BEV map: each cell holds the mean class scores of its in-picture
-points, in the cell the head's anchors for that place read (x along the map's width, y along
-its height), and the detector hands it to the head without training the image classifier
-through it."""
+"""Camera evidence on the BEV map (the tiny config's): each cell holds the mean class scores
+of its in-picture points, in the cell the point branch puts those points' voxels (x along the
+map's width, y along its height), and the detector hands it to the head without training the
+image classifier through it."""
 import pytest
 import torch
 
 from _configs import batch_from, load, retarget
 
-BEVCAM = 'configs/gemini_det3d/tiny/geminifusion-bevcam-mvx_dual-swin-tiny-fpn_second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py'
 TINY = 'configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py'
 RANGE = [0, -25.6, -3, 51.2, 25.6, 1]
 
@@ -53,7 +52,7 @@ def test_a_cell_is_where_the_point_branch_puts_the_points_voxels():
     """A point's evidence lands in the BEV cell its voxel feeds: the tiny config's voxel grid
     (0.2 m) downsampled to the head's map (0.4 m)."""
     from mmcv.ops import Voxelization
-    cfg = load(BEVCAM)
+    cfg = load(TINY)
     layer = cfg.model.data_preprocessor.voxel_layer
     voxelize = Voxelization(voxel_size=layer.voxel_size, point_cloud_range=layer.point_cloud_range,
                             max_num_points=1, max_voxels=100000)
@@ -71,7 +70,7 @@ def test_a_cell_is_where_the_point_branch_puts_the_points_voxels():
 @pytest.fixture(scope='module')
 def model_and_data(converted_synthetic_kitti):
     from mmdet3d.registry import MODELS
-    cfg = retarget(load(BEVCAM), converted_synthetic_kitti)
+    cfg = retarget(load(TINY), converted_synthetic_kitti)
     batch = batch_from(cfg, 'train_dataloader', (0, 1))
     torch.manual_seed(0)
     model = MODELS.build(cfg.model).train()
@@ -120,7 +119,7 @@ def test_the_evidence_follows_the_picture(model_and_data):
 
 def test_evidence_needs_the_image_classifier(converted_synthetic_kitti):
     from mmdet3d.registry import MODELS
-    cfg = retarget(load(BEVCAM), converted_synthetic_kitti)
+    cfg = retarget(load(TINY), converted_synthetic_kitti)
     cfg.model.img_point_loss = None
     with pytest.raises(ValueError, match='bev_camera_evidence needs img_point_loss'):
         MODELS.build(cfg.model)

@@ -57,13 +57,14 @@ def test_unstacked_image_is_refused_with_the_reason():
         LiDARImageDropout()(dict(img=np.zeros((4, 4, 3), np.float32)))
 
 
-def test_dropout_config_is_the_tiny_config_plus_the_one_step():
+def test_tiny_config_empties_lidar_images_in_training_only():
+    """The step sits after StackDepthImage (the stacked image it empties) and before packing;
+    evaluation sees every frame whole."""
     from _configs import load
-    base = load('configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py')
-    drop = load('configs/gemini_det3d/tiny/geminifusion-lidarimgdrop-mvx_dual-swin-tiny-fpn_second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py')
-    base_steps = list(base.train_dataloader.dataset.dataset.pipeline)
-    drop_steps = list(drop.train_dataloader.dataset.dataset.pipeline)
-    at = [s['type'] for s in base_steps].index('StackDepthImage') + 1
-    assert drop_steps == base_steps[:at] + [dict(type='LiDARImageDropout', prob=0.5)] + base_steps[at:]
-    assert drop.model == base.model and drop.test_dataloader == base.test_dataloader
-    assert 'LiDARImageDropout' not in [s['type'] for s in base_steps]
+    cfg = load('configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py')
+    train = [s['type'] for s in cfg.train_dataloader.dataset.dataset.pipeline]
+    at = train.index('LiDARImageDropout')
+    assert train[at - 1] == 'StackDepthImage' and train[at + 1] == 'Pack3DDetInputs'
+    assert cfg.train_dataloader.dataset.dataset.pipeline[at]['prob'] == 0.5
+    for loader in ('val_dataloader', 'test_dataloader'):
+        assert 'LiDARImageDropout' not in [s['type'] for s in cfg[loader].dataset.pipeline]
