@@ -264,6 +264,9 @@ def test_training_skips_frames_without_points(empty_frame_set):
     a batch of only such frames gives zero losses (and zero gradients) instead of a crash."""
     cfg = retarget(load(TINY), empty_frame_set)
     cfg.model.img_point_loss = None  # the head's losses only (that loss: its own test file)
+    # and the camera evidence its classifier feeds (own test file), the head at SECOND's width
+    cfg.model.bev_camera_evidence = None
+    cfg.model.pts_bbox_head.update(in_channels=128, feat_channels=128)
     model = _build_model(cfg).train()
     head_loss_inputs = []  # (batch size of the head's features, gt boxes of its samples)
     head_loss = model.pts_bbox_head.loss

@@ -29,6 +29,9 @@ def dynamic_model_and_batch(converted_synthetic_kitti):
     cfg = retarget(load_config(osp.join(REPO, TINY), DYNAMIC), converted_synthetic_kitti,
                    img_scale=(624, 188))
     cfg.model.img_point_loss = None  # the head's losses only (that loss: its own test file)
+    # and the camera evidence its classifier feeds (own test file), the head at SECOND's width
+    cfg.model.bev_camera_evidence = None
+    cfg.model.pts_bbox_head.update(in_channels=128, feat_channels=128)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     return model, batch_from(cfg, 'train_dataloader', (0, 1))
