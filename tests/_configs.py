@@ -45,3 +45,13 @@ def batch_from(cfg, loader='train_dataloader', indices=(0, 1)):
     register_all_modules(init_default_scope=True)
     dataset = DATASETS.build(cfg[loader].dataset)
     return pseudo_collate([dataset[i] for i in indices])
+
+
+def built_model_and_batch(cfg, indices=(0, 1)):
+    """The config's model in training mode (torch seeded with 0 first) and a collated batch of
+    its training frames ``indices``."""
+    import torch
+    from mmdet3d.registry import MODELS
+    batch = batch_from(cfg, 'train_dataloader', indices)
+    torch.manual_seed(0)
+    return MODELS.build(cfg.model).train(), batch

@@ -5,7 +5,7 @@ image classifier through it."""
 import pytest
 import torch
 
-from _configs import batch_from, load, retarget
+from _configs import built_model_and_batch, load, retarget
 
 TINY = 'configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py'
 RANGE = [0, -25.6, -3, 51.2, 25.6, 1]
@@ -69,13 +69,8 @@ def test_a_cell_is_where_the_point_branch_puts_the_points_voxels():
 
 @pytest.fixture(scope='module')
 def model_and_data(converted_synthetic_kitti):
-    from mmdet3d.registry import MODELS
-    cfg = retarget(load(TINY), converted_synthetic_kitti)
-    batch = batch_from(cfg, 'train_dataloader', (0, 1))
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model).train()
-    data = model.data_preprocessor(batch, training=True)
-    return model, data
+    model, batch = built_model_and_batch(retarget(load(TINY), converted_synthetic_kitti))
+    return model, model.data_preprocessor(batch, training=True)
 
 
 def test_the_head_reads_the_evidence_and_the_classifier_is_not_trained_by_it(model_and_data):
@@ -101,7 +96,8 @@ def test_the_head_reads_the_evidence_and_the_classifier_is_not_trained_by_it(mod
 
 
 def test_the_evidence_follows_the_picture(model_and_data):
-    """Another frame's picture changes the evidence; the points' cells stay."""
+    """Another frame's camera picture (its LiDAR image, points and calibration its own, as in
+    tools/probe_camera.py's swap) changes the evidence; the points' cells stay."""
     model, data = model_and_data
     model.eval()
     try:
@@ -109,7 +105,10 @@ def test_the_evidence_follows_the_picture(model_and_data):
         metas = [s.metainfo for s in data['data_samples']]
         with torch.no_grad():
             own = model.extract_feat(inputs, metas)[1][0][:, -8:]
-            inputs['imgs'] = inputs['imgs'].flip(0)  # each frame gets the other's picture
+            # the stacked image: RGB first, then the LiDAR image's channels
+            imgs = inputs['imgs'].clone()
+            imgs[:, :3] = imgs[:, :3].flip(0)  # each frame gets the other's picture
+            inputs['imgs'] = imgs
             swapped = model.extract_feat(inputs, metas)[1][0][:, -8:]
     finally:
         model.train()

@@ -4,7 +4,7 @@ voxel encoder through those channels but not the classifier (the scores are deta
 import pytest
 import torch
 
-from _configs import batch_from, load, retarget
+from _configs import built_model_and_batch, load, retarget
 
 PAINT = 'configs/gemini_det3d/tiny/geminifusion-paint-mvx_dual-swin-tiny-fpn_second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py'
 TINY = 'configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-secfpn_1xb1-cpu_synthetic-kitti-3d-3class.py'
@@ -12,11 +12,7 @@ TINY = 'configs/gemini_det3d/tiny/geminifusion-mvx_dual-swin-tiny-fpn_second-sec
 
 @pytest.fixture(scope='module')
 def model_and_data(converted_synthetic_kitti):
-    from mmdet3d.registry import MODELS
-    cfg = retarget(load(PAINT), converted_synthetic_kitti)
-    batch = batch_from(cfg, 'train_dataloader', (0, 1))
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model).train()
+    model, batch = built_model_and_batch(retarget(load(PAINT), converted_synthetic_kitti))
     data = model.data_preprocessor(batch, training=True)
     metas = [s.metainfo for s in data['data_samples']]
     with torch.no_grad():
