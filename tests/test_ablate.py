@@ -111,3 +111,37 @@ def test_probe_camera_adds_the_swap_drop_for_configs_with_a_camera(tmp_path, mon
     assert rows['geminifusion-x'][1:4] == ['50.00', '40.00', '30.00']
     assert rows['geminifusion-x'][5] == '+14.50'  # (50 + 40 + 30) - (45.5 + 31 + 29)
     assert rows['lidaronly-x'][1] == '30.00' and rows['lidaronly-x'][5] == 'no camera'
+
+
+def test_combine_joins_runs_of_two_seeds_into_one_table(tmp_path, monkeypatch):
+    """Each run writes ablation.json with its seed in every row; --combine trains nothing and
+    gives one table with a seed column (each run's own AP in its rows) and one chart."""
+    config = tmp_path / 'gemini.py'
+    config.write_text('')
+    runs = []
+    for seed, car in ((0, 61.25), (1, 40.5)):
+        monkeypatch.setattr(ablate.subprocess, 'run', _fake_tools([], {str(config): car}))
+        out = tmp_path / f'abl_s{seed}'
+        ablate.main([str(config), '--work-dir', str(out), '--seed', str(seed)])
+        saved = json.loads((out / 'ablation.json').read_text())
+        assert [r['seed'] for r in saved['rows']] == [seed] and f'seed {seed}' in saved['settings']
+        runs.append(str(out))
+
+    def no_tool(*args, **kwargs):
+        raise AssertionError('--combine must not train or test')
+    monkeypatch.setattr(ablate.subprocess, 'run', no_tool)
+    both = tmp_path / 'both'
+    ablate.main(['--combine'] + runs + ['--work-dir', str(both)])
+    md = (both / 'ablation.md').read_text()
+    rows = [[x.strip() for x in line.strip('|').split('|')] for line in md.splitlines()
+            if line.startswith('| 0 |') or line.startswith('| 1 |')]
+    assert [(r[0], r[1], r[2]) for r in rows] == [('0', 'gemini', '61.25'), ('1', 'gemini', '40.50')]
+    assert 'seed 0' in md and 'seed 1' in md  # both runs' settings
+    assert (both / 'ablation.png').stat().st_size > 1000
+
+
+def test_combine_names_a_run_without_its_json(tmp_path):
+    import pytest
+    with pytest.raises(SystemExit) as e:
+        ablate.main(['--combine', str(tmp_path / 'nowhere'), '--work-dir', str(tmp_path / 'out')])
+    assert 'nowhere' in str(e.value) and 'ablation.json' in str(e.value)

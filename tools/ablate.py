@@ -4,6 +4,8 @@
         [--cfg-options key=value ...]   # applied to every config: same data, same budget
         [--seed N]                      # the same training seed for every config (default 0)
         [--probe-camera]                # evaluate through tools/probe_camera.py: + camera-swap drop
+    python tools/ablate.py --combine DIR [DIR ...] --work-dir OUT
+                                        # one table + chart from earlier runs (one per seed)
 
 An option under a model part that a config does not have (``model.img_backbone.*`` for the
 LiDAR-only config, whose ``img_backbone`` is None) is not applied to that config, and a line
@@ -16,6 +18,10 @@ With ``--probe-camera`` a config with a camera branch is evaluated by tools/prob
 instead (as is, pictures swapped between frames, pictures blanked: three passes in its test
 minutes); its row gains the camera-swap drop, 3D AP40 moderate summed over the three classes as
 is minus with swapped pictures (a model that ignores the camera drops 0).
+
+Each run also writes WORK_DIR/ablation.json (its settings and rows). ``--combine`` trains
+nothing: it joins the rows of earlier runs' ablation.json (a run per data seed, say) into one
+table with a seed column and a chart with a panel per seed, in ``--work-dir``.
 """
 import argparse
 import json
@@ -111,49 +117,96 @@ def run_one(config, work_dir, cfg_options, seed, probe_camera=False):
         with open(osp.join(test_dir, 'metrics.json')) as f:
             metrics = json.load(f)
     test_minutes = (time.time() - start) / 60
-    return dict(config=config, train_minutes=round(train_minutes, 2), test_minutes=round(test_minutes, 2),
+    return dict(config=config, seed=seed, train_minutes=round(train_minutes, 2), test_minutes=round(test_minutes, 2),
                 swap_drop=swap_drop, **{col: round(_metric(metrics, key), 2) for col, key in COLUMNS})
 
 
-def write_report(rows, work_dir, settings):
+def _seeds(rows):
+    return sorted({r.get('seed') for r in rows}, key=str)
+
+
+def _table(rows, settings):
+    """Markdown: one row per config (and seed, when the rows hold more than one)."""
     probed = any(r.get('swap_drop') is not None for r in rows)
-    header = '| config | ' + ' | '.join(f'{c} 3D AP40 mod.' if 'BEV' not in c else f'{c} AP40 mod.'
-                                         for c, _ in COLUMNS)
+    by_seed = len(_seeds(rows)) > 1
+    header = '| ' + ('seed | ' if by_seed else '') + 'config | '
+    header += ' | '.join(f'{c} 3D AP40 mod.' if 'BEV' not in c else f'{c} AP40 mod.' for c, _ in COLUMNS)
     header += ' | camera-swap drop (sum) |' if probed else ' |'
     header += ' train min | test min |'
-    lines = [f'Settings: {settings}', '', header, '|' + ' --- |' * (len(COLUMNS) + 3 + probed)]
+    settings_lines = settings if isinstance(settings, list) else [settings]
+    lines = [f'Settings: {s}' for s in settings_lines]
+    lines += ['', header, '|' + ' --- |' * (len(COLUMNS) + 3 + probed + by_seed)]
     for r in rows:
         drop = ''
         if probed:
             drop = ' no camera |' if r.get('swap_drop') is None else f" {r['swap_drop']:+.2f} |"
-        lines.append(f"| {_name(r['config'])} | " + ' | '.join(f'{r[c]:.2f}' for c, _ in COLUMNS)
+        seed = f"{r.get('seed')} | " if by_seed else ''
+        lines.append(f"| {seed}{_name(r['config'])} | " + ' | '.join(f'{r[c]:.2f}' for c, _ in COLUMNS)
                      + f" |{drop} {r['train_minutes']:.1f} | {r['test_minutes']:.1f} |")
-    md = '\n'.join(lines) + '\n'
-    with open(osp.join(work_dir, 'ablation.md'), 'w') as f:
-        f.write(md)
+    return '\n'.join(lines) + '\n'
+
+
+def _chart(rows, path):
+    """Grouped bars (one group per AP column, one bar per config), a panel per seed; a camera
+    config's legend entry carries its swap drop."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     import numpy as np
-    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(rows), 4))
+    seeds = _seeds(rows)
+    configs = list(dict.fromkeys(r['config'] for r in rows))
+    labels = dict(zip(configs, _legend_labels(configs)))
+    fig, axes = plt.subplots(1, len(seeds), figsize=(len(seeds) * (2 + 1.6 * len(configs)), 4),
+                             squeeze=False)
     x = np.arange(len(COLUMNS))
-    width = 0.8 / max(len(rows), 1)
-    labels = _legend_labels([r['config'] for r in rows])
-    for i, (r, label) in enumerate(zip(rows, labels)):
-        ax.bar(x + i * width, [r[c] for c, _ in COLUMNS], width, label=label)
-    ax.set_xticks(x + width * (len(rows) - 1) / 2, [c for c, _ in COLUMNS])
-    ax.set_ylabel('AP40 (moderate)')
-    ax.set_ylim(0, 100)
-    ax.legend(fontsize=7)
-    ax.set_title('Ablation on the same data and budget')
+    width = 0.8 / max(len(configs), 1)
+    for ax, seed in zip(axes[0], seeds):
+        for i, config in enumerate(configs):
+            row = next((r for r in rows if r['config'] == config and r.get('seed') == seed), None)
+            if row is None:
+                continue
+            label = labels[config]
+            if row.get('swap_drop') is not None:
+                label += f" (swap drop {row['swap_drop']:+.1f})"
+            ax.bar(x + i * width, [row[c] for c, _ in COLUMNS], width, label=label)
+        ax.set_xticks(x + width * (len(configs) - 1) / 2, [c for c, _ in COLUMNS])
+        ax.set_ylabel('AP40 (moderate)')
+        ax.set_ylim(0, 100)
+        ax.legend(fontsize=7)
+        ax.set_title('Ablation on the same data and budget' + (f', seed {seed}' if len(seeds) > 1 else ''))
     fig.tight_layout()
-    fig.savefig(osp.join(work_dir, 'ablation.png'), dpi=120)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_report(rows, work_dir, settings):
+    """ablation.md, ablation.png and ablation.json (settings + rows) in ``work_dir``; the table."""
+    md = _table(rows, settings)
+    with open(osp.join(work_dir, 'ablation.md'), 'w') as f:
+        f.write(md)
+    with open(osp.join(work_dir, 'ablation.json'), 'w') as f:
+        json.dump(dict(settings=settings, rows=rows), f, indent=1)
+    _chart(rows, osp.join(work_dir, 'ablation.png'))
     return md
+
+
+def combine(run_dirs, work_dir):
+    """One report from earlier runs' ablation.json, their rows in the order given."""
+    rows, settings = [], []
+    for d in run_dirs:
+        path = osp.join(d, 'ablation.json')
+        if not osp.isfile(path):
+            sys.exit(f'error: {path}: not found (a run of tools/ablate.py writes it)')
+        with open(path) as f:
+            run = json.load(f)
+        rows += run['rows']
+        settings += run['settings'] if isinstance(run['settings'], list) else [run['settings']]
+    return write_report(rows, work_dir, settings)
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('configs', nargs='+')
+    p.add_argument('configs', nargs='*')
     p.add_argument('--work-dir', default='work_dirs/ablation')
     p.add_argument('--seed', type=int, default=0, help='training seed, the same for every config')
     p.add_argument('--cfg-options', nargs='+', default=[],
@@ -161,8 +214,16 @@ def main(argv=None):
     p.add_argument('--probe-camera', action='store_true',
                    help='evaluate configs with a camera branch through tools/probe_camera.py and '
                    'report the camera-swap drop')
+    p.add_argument('--combine', nargs='+', metavar='DIR',
+                   help='train nothing: join the ablation.json of these earlier runs')
     args = p.parse_args(argv)
+    if bool(args.combine) == bool(args.configs):
+        p.error('give configs to run, or --combine DIR ... (not both)')
     os.makedirs(args.work_dir, exist_ok=True)
+    if args.combine:
+        print(combine(args.combine, args.work_dir))
+        print(f'table: {osp.join(args.work_dir, "ablation.md")}  chart: {osp.join(args.work_dir, "ablation.png")}')
+        return
     for c in args.configs:
         if not osp.isfile(osp.join(REPO, c)) and not osp.isfile(c):
             sys.exit(f'error: {c}: config file not found')
