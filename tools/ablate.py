@@ -169,7 +169,7 @@ def _chart(rows, path):
             if row.get('swap_drop') is not None:
                 label += f" (swap drop {row['swap_drop']:+.1f})"
             ax.bar(x + i * width, [row[c] for c, _ in COLUMNS], width, label=label)
-        ax.set_xticks(x + width * (len(configs) - 1) / 2, [c for c, _ in COLUMNS])
+        ax.set_xticks(x + width * (len(configs) - 1) / 2, [c if 'BEV' in c else f'{c} 3D' for c, _ in COLUMNS])
         ax.set_ylabel('AP40 (moderate)')
         ax.set_ylim(0, 100)
         ax.legend(fontsize=7)
